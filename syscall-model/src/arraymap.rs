@@ -1,0 +1,219 @@
+//! kernel/bpf/arraymap.c: BPF_MAP_TYPE_ARRAY and BPF_MAP_TYPE_PERCPU_ARRAY.
+//!
+//! Every index below `max_entries` exists from creation on and reads as zeros until written.
+//! The model keeps only the chunks that were written, so a large array costs memory in
+//! proportion to its contents.
+
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::hashtab::bpf_map_flags_access_ok;
+use crate::map::{round_up, BpfMapOps, MapDesc};
+use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
+use std::collections::HashMap;
+
+const FILE: &str = "kernel/bpf/arraymap.c";
+
+/// `ARRAY_CREATE_FLAG_MASK`.
+const ARRAY_CREATE_FLAG_MASK: u32 =
+    BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
+
+/// Elements per stored chunk.
+const CHUNK: u32 = 64;
+
+/// `array_map_alloc_check()`: shared by every array flavour.
+pub fn array_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
+    const F: &str = "array_map_alloc_check";
+    ctx.enter(F, FILE, || format!("map_type={:?}", attr.map_type()));
+    let t = attr.map_type();
+    let percpu = t == MapType::PERCPU_ARRAY;
+    let numa_node = attr.numa_node();
+    check!(ctx, F, attr.max_entries == 0 || attr.key_size != 4 || attr.value_size == 0
+            || attr.map_flags & !ARRAY_CREATE_FLAG_MASK != 0
+            || !bpf_map_flags_access_ok(attr.map_flags)
+            || (percpu && numa_node != NUMA_NO_NODE) => Errno::EINVAL,
+        "max_entries > 0, key_size == 4, value_size > 0, flags within ARRAY_CREATE_FLAG_MASK, \
+         not both *_PROG flags, no NUMA node for PERCPU_ARRAY",
+        "max_entries={} key_size={} value_size={} map_flags={:#x} numa_node={}",
+        attr.max_entries, attr.key_size, attr.value_size, attr.map_flags, numa_node);
+    check!(ctx, F, t != MapType::ARRAY && attr.map_flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP) != 0
+        => Errno::EINVAL,
+        "BPF_F_MMAPABLE and BPF_F_INNER_MAP only on BPF_MAP_TYPE_ARRAY", "map_flags={:#x}", attr.map_flags);
+    check!(ctx, F, t != MapType::PERF_EVENT_ARRAY && attr.map_flags & BPF_F_PRESERVE_ELEMS != 0
+        => Errno::EINVAL,
+        "BPF_F_PRESERVE_ELEMS only on BPF_MAP_TYPE_PERF_EVENT_ARRAY", "map_flags={:#x}", attr.map_flags);
+    check!(ctx, F, attr.value_size > i32::MAX as u32 => Errno::E2BIG,
+        "value_size <= INT_MAX (round_up must not overflow)", "value_size={}", attr.value_size);
+    let rounded = round_up(attr.value_size as u64, 8);
+    let unit = ctx.profile().pcpu_min_unit_size as u64;
+    check!(ctx, F, percpu && rounded > unit => Errno::E2BIG,
+        "a per-CPU value fits PCPU_MIN_UNIT_SIZE", "round_up(value_size, 8) = {rounded}, limit {unit}");
+    Ok(())
+}
+
+/// `array_map_alloc()`.
+pub fn array_map_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    const F: &str = "array_map_alloc";
+    ctx.enter(F, FILE, String::new);
+    let desc = MapDesc::from_attr(attr);
+    // Without CAP_PERFMON (bpf_bypass_spec_v1) the storage is rounded up to a power of two
+    // against speculation; the reported max_entries stays as given.
+    let bypass_spec_v1 = ctx.cred().perfmon_capable();
+    let index_mask: u64 = (attr.max_entries as u64).next_power_of_two() - 1;
+    if !bypass_spec_v1 {
+        let rounded = (index_mask + 1) as u32 as u64;
+        check!(ctx, F, rounded < attr.max_entries as u64 => Errno::E2BIG,
+            "the power-of-two storage size fits in u32",
+            "roundup_pow_of_two({}) overflows", attr.max_entries);
+    }
+    let percpu = attr.map_type() == MapType::PERCPU_ARRAY;
+    let slot = round_up(attr.value_size as u64, 8) as usize;
+    let ncpus = ctx.profile().num_possible_cpus as usize;
+    let array = BpfArray {
+        percpu,
+        elem_len: if percpu { slot * ncpus } else { attr.value_size as usize },
+        chunks: HashMap::new(),
+        mem: ArrayMem {
+            struct_size: ctx.profile().sizeof_bpf_array,
+            page_size: ctx.profile().page_size as u64,
+            slot: slot as u64,
+            ncpus: ncpus as u64,
+        },
+    };
+    Ok((desc, Box::new(array)))
+}
+
+struct ArrayMem {
+    struct_size: u64,
+    page_size: u64,
+    slot: u64,
+    ncpus: u64,
+}
+
+/// `struct bpf_array` for ARRAY and PERCPU_ARRAY.
+struct BpfArray {
+    percpu: bool,
+    /// Bytes of one element as the syscall sees it: `value_size`, or one rounded slot per CPU.
+    elem_len: usize,
+    /// Written chunks of `CHUNK` elements; everything else reads as zeros.
+    chunks: HashMap<u32, Box<[u8]>>,
+    mem: ArrayMem,
+}
+
+impl BpfArray {
+    fn index(key: &[u8]) -> u32 {
+        u32::from_le_bytes([key[0], key[1], key[2], key[3]])
+    }
+
+    fn read(&self, index: u32, out: &mut [u8]) {
+        let (c, i) = (index / CHUNK, (index % CHUNK) as usize);
+        match self.chunks.get(&c) {
+            Some(chunk) => out.copy_from_slice(&chunk[i * self.elem_len..][..out.len()]),
+            None => out.fill(0),
+        }
+    }
+
+    fn write(&mut self, index: u32, data: &[u8]) {
+        let (c, i) = (index / CHUNK, (index % CHUNK) as usize);
+        let len = self.elem_len;
+        let chunk = self
+            .chunks
+            .entry(c)
+            .or_insert_with(|| vec![0u8; len * CHUNK as usize].into_boxed_slice());
+        chunk[i * len..][..data.len()].copy_from_slice(data);
+    }
+}
+
+impl BpfMapOps for BpfArray {
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        let f = if self.percpu { "bpf_percpu_array_copy" } else { "array_map_lookup_elem" };
+        let index = BpfArray::index(key);
+        check!(ctx, f, index >= map.max_entries => Errno::ENOENT,
+            "index < max_entries", "index={index} max_entries={}", map.max_entries);
+        self.read(index, value);
+        Ok(())
+    }
+
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        let index = BpfArray::index(key);
+        if self.percpu {
+            const F: &str = "bpf_percpu_array_update";
+            check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+                "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
+                "index < max_entries (no element can be added)", "index={index} max_entries={}", map.max_entries);
+            check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
+                "BPF_NOEXIST: every element of an array exists", "flags=NOEXIST");
+            // Every CPU's whole rounded slot is copied, padding included.
+            self.write(index, value);
+            return Ok(());
+        }
+        const F: &str = "array_map_update_elem";
+        check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
+            "flags (without BPF_F_LOCK) are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+        check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
+            "index < max_entries (no element can be added)", "index={index} max_entries={}", map.max_entries);
+        check!(ctx, F, flags & BPF_NOEXIST != 0 => Errno::EEXIST,
+            "BPF_NOEXIST: every element of an array exists", "flags={flags:#x}");
+        check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+        self.write(index, &value[..map.value_size as usize]);
+        Ok(())
+    }
+
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, _key: &[u8]) -> Result<(), Errno> {
+        Err(ctx.fail("array_map_delete_elem", FILE, "array elements cannot be deleted", Errno::EINVAL, String::new))
+    }
+
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno> {
+        const F: &str = "array_map_get_next_key";
+        // A NULL key reads as index U32_MAX, which restarts at 0 like any index out of range.
+        let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
+        if index >= map.max_entries {
+            next_key.copy_from_slice(&0u32.to_le_bytes());
+            ctx.note(F, FILE, "a NULL key or an index past the end restarts at 0", || format!("index={index}"));
+            return Ok(());
+        }
+        check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,
+            "an index before the last one", "index={index} is the last");
+        next_key.copy_from_slice(&(index + 1).to_le_bytes());
+        Ok(())
+    }
+
+    fn map_mem_usage(&self, map: &MapDesc) -> u64 {
+        // array_map_mem_usage(): from the declared max_entries, not the rounded storage.
+        let m = &self.mem;
+        let entries = map.max_entries as u64;
+        if self.percpu {
+            m.struct_size + entries * 8 + entries * m.slot * m.ncpus
+        } else if map.map_flags & BPF_F_MMAPABLE != 0 {
+            let page_align = |x: u64| x.div_ceil(m.page_size) * m.page_size;
+            page_align(m.struct_size) + page_align(entries * m.slot)
+        } else {
+            m.struct_size + entries * m.slot
+        }
+    }
+}

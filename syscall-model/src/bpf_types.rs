@@ -1,0 +1,112 @@
+//! include/linux/bpf_types.h: which ops serve which map type.
+//!
+//! The kernel's `bpf_map_types[]` maps a type number to its `struct bpf_map_ops`. Here the
+//! allocation half of those ops (`map_alloc_check`, `map_alloc`) is a [`BpfMapTypeOps`]
+//! value; the element half is the [`BpfMapOps`](crate::map::BpfMapOps) trait object that
+//! `map_alloc` returns.
+
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::map::{BpfMapOps, MapDesc};
+use crate::uapi::{MapCreateAttr, MapType};
+use crate::{arraymap, hashtab};
+
+pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
+pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
+
+/// The creation half of one `struct bpf_map_ops`.
+pub struct BpfMapTypeOps {
+    /// The kernel's name for the ops table (`htab_map_ops`).
+    pub name: &'static str,
+    /// The file that defines it.
+    pub file: &'static str,
+    pub map_alloc_check: Option<MapAllocCheck>,
+    pub map_alloc: MapAlloc,
+}
+
+pub static ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "array_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::array_map_alloc_check),
+    map_alloc: arraymap::array_map_alloc,
+};
+
+pub static PERCPU_ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "percpu_array_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::array_map_alloc_check),
+    map_alloc: arraymap::array_map_alloc,
+};
+
+pub static HTAB_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "htab_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::htab_map_alloc_check),
+    map_alloc: hashtab::htab_map_alloc,
+};
+
+pub static HTAB_PERCPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "htab_percpu_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::htab_map_alloc_check),
+    map_alloc: hashtab::htab_map_alloc,
+};
+
+/// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
+pub enum MapTypeEntry {
+    /// The model implements the type.
+    Modelled(&'static BpfMapTypeOps),
+    /// The kernel has ops for it but the model does not implement the type yet.
+    NotModelled,
+    /// No ops: BPF_MAP_TYPE_UNSPEC (the kernel returns EINVAL).
+    NoOps,
+}
+
+/// `bpf_map_types[type]`, for a type number the profile's kernel knows.
+pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
+    match t {
+        MapType::UNSPEC => MapTypeEntry::NoOps,
+        MapType::HASH => MapTypeEntry::Modelled(&HTAB_MAP_OPS),
+        MapType::ARRAY => MapTypeEntry::Modelled(&ARRAY_MAP_OPS),
+        MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
+        MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
+        _ => MapTypeEntry::NotModelled,
+    }
+}
+
+/// Which capability `map_create` demands for a type (the "privileged map type" switch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapPriv {
+    /// Creatable without capabilities (when unprivileged bpf is enabled).
+    Unprivileged,
+    /// CAP_BPF.
+    Bpf,
+    /// CAP_NET_ADMIN.
+    NetAdmin,
+}
+
+/// The privilege switch of `map_create()` (6.12 and later).
+pub fn map_priv(t: MapType) -> MapPriv {
+    match t {
+        MapType::ARRAY
+        | MapType::PERCPU_ARRAY
+        | MapType::PROG_ARRAY
+        | MapType::PERF_EVENT_ARRAY
+        | MapType::CGROUP_ARRAY
+        | MapType::ARRAY_OF_MAPS
+        | MapType::HASH
+        | MapType::PERCPU_HASH
+        | MapType::HASH_OF_MAPS
+        | MapType::RINGBUF
+        | MapType::USER_RINGBUF
+        | MapType::CGROUP_STORAGE
+        | MapType::PERCPU_CGROUP_STORAGE
+        | MapType::RHASH => MapPriv::Unprivileged,
+        MapType::SOCKMAP
+        | MapType::SOCKHASH
+        | MapType::DEVMAP
+        | MapType::DEVMAP_HASH
+        | MapType::XSKMAP => MapPriv::NetAdmin,
+        _ => MapPriv::Bpf,
+    }
+}

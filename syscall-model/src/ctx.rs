@@ -1,0 +1,126 @@
+//! The context of one system call: who calls, in which kernel, with which memory, and who
+//! listens to the checks.
+
+use crate::errno::Errno;
+use crate::kernel::{Cred, Kernel, Process};
+use crate::profile::KernelProfile;
+use crate::trace::{Step, Tracer, Verdict};
+use crate::uaccess::UserMemory;
+
+pub struct Ctx<'a> {
+    pub kernel: &'a Kernel,
+    pub process: &'a Process,
+    pub mem: &'a dyn UserMemory,
+    tracer: Option<&'a mut dyn Tracer>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        kernel: &'a Kernel,
+        process: &'a Process,
+        mem: &'a dyn UserMemory,
+        tracer: Option<&'a mut dyn Tracer>,
+    ) -> Ctx<'a> {
+        Ctx { kernel, process, mem, tracer }
+    }
+
+    pub fn profile(&self) -> &'a KernelProfile {
+        &self.kernel.profile
+    }
+
+    pub fn cred(&self) -> &'a Cred {
+        &self.process.cred
+    }
+
+    /// Whether a tracer listens; checks format their details only then.
+    #[inline]
+    pub fn tracing(&self) -> bool {
+        self.tracer.is_some()
+    }
+
+    pub fn record(
+        &mut self,
+        func: &'static str,
+        file: &'static str,
+        rule: &'static str,
+        verdict: Verdict,
+        detail: String,
+    ) {
+        if let Some(t) = self.tracer.as_deref_mut() {
+            t.step(Step { func, file, rule, detail, verdict });
+        }
+    }
+
+    /// Entering a kernel function.
+    pub fn enter(&mut self, func: &'static str, file: &'static str, detail: impl FnOnce() -> String) {
+        if self.tracing() {
+            let d = detail();
+            self.record(func, file, "", Verdict::Enter, d);
+        }
+    }
+
+    /// Something the kernel does that is not a check.
+    pub fn note(
+        &mut self,
+        func: &'static str,
+        file: &'static str,
+        rule: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        if self.tracing() {
+            let d = detail();
+            self.record(func, file, rule, Verdict::Note, d);
+        }
+    }
+
+    /// A failure that does not come from a comparison (a fault, a missing fd): records it
+    /// and hands the errno back for `return Err(..)`.
+    pub fn fail(
+        &mut self,
+        func: &'static str,
+        file: &'static str,
+        rule: &'static str,
+        errno: Errno,
+        detail: impl FnOnce() -> String,
+    ) -> Errno {
+        if self.tracing() {
+            let d = detail();
+            self.record(func, file, rule, Verdict::Fail(errno), d);
+        }
+        errno
+    }
+
+    /// `copy_from_user(dst, src, len)`: EFAULT if any byte is unreadable.
+    pub fn copy_from_user(
+        &mut self,
+        func: &'static str,
+        what: &'static str,
+        addr: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut buf = vec![0u8; len];
+        match self.mem.read(addr, &mut buf) {
+            Ok(()) => Ok(buf),
+            Err(f) => Err(self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
+                format!("{len} bytes at {addr:#x}: fault at {:#x}", f.addr)
+            })),
+        }
+    }
+
+    /// `copy_to_user(dst, src, len)`: EFAULT if any byte is unwritable (the bytes before the
+    /// fault are written).
+    pub fn copy_to_user(
+        &mut self,
+        func: &'static str,
+        what: &'static str,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        match self.mem.write(addr, data) {
+            Ok(()) => Ok(()),
+            Err(f) => Err(self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
+                format!("{} bytes to {addr:#x}: fault at {:#x}", data.len(), f.addr)
+            })),
+        }
+    }
+}

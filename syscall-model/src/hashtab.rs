@@ -1,0 +1,414 @@
+//! kernel/bpf/hashtab.c: BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_PERCPU_HASH.
+//!
+//! The table is kept the way the kernel lays it out, because the layout is visible from user
+//! space: `n_buckets = roundup_pow_of_two(max_entries)`, a key lands in bucket
+//! `htab_map_hash(key) & (n_buckets - 1)`, and a new element goes to the head of its bucket.
+//! BPF_MAP_GET_NEXT_KEY walks buckets in ascending order and each bucket head first, so with
+//! BPF_F_ZERO_SEED (hash seed 0) the model's walk is the kernel's walk. Only non-empty buckets
+//! are stored, so memory follows the contents, not `max_entries`.
+
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::jhash::{jhash, jhash2};
+use crate::map::{round_up, BpfMapOps, MapDesc};
+use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
+use std::collections::BTreeMap;
+
+const FILE: &str = "kernel/bpf/hashtab.c";
+
+/// `HTAB_CREATE_FLAG_MASK`.
+const HTAB_CREATE_FLAG_MASK: u32 =
+    BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED;
+
+/// `HASHTAB_MAP_LOCK_COUNT`: per-CPU lock counters that 6.12 and 6.18 still count in memlock.
+const HASHTAB_MAP_LOCK_COUNT: u64 = 8;
+
+/// `sizeof(struct bucket)`.
+const SIZEOF_BUCKET: u64 = 16;
+
+/// `bpf_map_flags_access_ok()` (include/linux/bpf.h): not both *_PROG flags.
+pub fn bpf_map_flags_access_ok(flags: u32) -> bool {
+    flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+}
+
+fn is_percpu(t: MapType) -> bool {
+    t == MapType::PERCPU_HASH || t == MapType::LRU_PERCPU_HASH
+}
+
+fn is_lru(t: MapType) -> bool {
+    t == MapType::LRU_HASH || t == MapType::LRU_PERCPU_HASH
+}
+
+/// `htab_map_alloc_check()`: the attribute rules of every hash flavour.
+pub fn htab_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
+    const F: &str = "htab_map_alloc_check";
+    ctx.enter(F, FILE, || format!("map_type={:?}", attr.map_type()));
+    let t = attr.map_type();
+    let percpu = is_percpu(t);
+    let lru = is_lru(t);
+    let percpu_lru = attr.has(BPF_F_NO_COMMON_LRU);
+    let prealloc = !attr.has(BPF_F_NO_PREALLOC);
+    let zero_seed = attr.has(BPF_F_ZERO_SEED);
+    let numa_node = attr.numa_node();
+    let sys_admin = ctx.cred().capable(crate::kernel::cap::CAP_SYS_ADMIN);
+
+    check!(ctx, F, zero_seed && !sys_admin => Errno::EPERM,
+        "BPF_F_ZERO_SEED needs CAP_SYS_ADMIN", "zero_seed={zero_seed} cap_sys_admin={sys_admin}");
+    check!(ctx, F, attr.map_flags & !HTAB_CREATE_FLAG_MASK != 0 || !bpf_map_flags_access_ok(attr.map_flags)
+        => Errno::EINVAL,
+        "map_flags within HTAB_CREATE_FLAG_MASK and not both RDONLY_PROG and WRONLY_PROG",
+        "map_flags={:#x} unknown={:#x}", attr.map_flags, attr.map_flags & !HTAB_CREATE_FLAG_MASK);
+    check!(ctx, F, !lru && percpu_lru => Errno::EINVAL,
+        "BPF_F_NO_COMMON_LRU only on LRU maps", "lru={lru} no_common_lru={percpu_lru}");
+    check!(ctx, F, lru && !prealloc => Errno::ENOTSUPP,
+        "LRU maps cannot be BPF_F_NO_PREALLOC", "lru={lru} prealloc={prealloc}");
+    check!(ctx, F, numa_node != NUMA_NO_NODE && (percpu || percpu_lru) => Errno::EINVAL,
+        "no NUMA node for per-CPU maps or per-CPU LRU lists",
+        "numa_node={numa_node} percpu={percpu} no_common_lru={percpu_lru}");
+    check!(ctx, F, attr.max_entries == 0 || attr.key_size == 0 || attr.value_size == 0 => Errno::EINVAL,
+        "max_entries, key_size and value_size are non-zero",
+        "max_entries={} key_size={} value_size={}", attr.max_entries, attr.key_size, attr.value_size);
+    let limit = ctx.profile().kmalloc_max_size - ctx.profile().htab_elem_size as u64;
+    let kv = attr.key_size as u64 + attr.value_size as u64;
+    check!(ctx, F, kv >= limit => Errno::E2BIG,
+        "key_size + value_size < KMALLOC_MAX_SIZE - sizeof(struct htab_elem)",
+        "key_size + value_size = {kv}, limit {limit}");
+    let rounded = round_up(attr.value_size as u64, 8);
+    let unit = ctx.profile().pcpu_min_unit_size as u64;
+    check!(ctx, F, percpu && rounded > unit => Errno::E2BIG,
+        "a per-CPU value fits PCPU_MIN_UNIT_SIZE",
+        "round_up(value_size, 8) = {rounded}, limit {unit}");
+    Ok(())
+}
+
+/// `htab_map_alloc()`: sizes the table. Returns the description and the storage.
+pub fn htab_map_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    const F: &str = "htab_map_alloc";
+    ctx.enter(F, FILE, String::new);
+    let mut desc = MapDesc::from_attr(attr);
+    let t = attr.map_type();
+    let ncpus = ctx.profile().num_possible_cpus;
+    if attr.has(BPF_F_NO_COMMON_LRU) {
+        // Each CPU's LRU list gets the same number of elements.
+        let up = (attr.max_entries as u64).div_ceil(ncpus as u64) * ncpus as u64;
+        desc.max_entries = if up > u32::MAX as u64 {
+            attr.max_entries / ncpus * ncpus
+        } else {
+            up as u32
+        };
+        ctx.note(F, FILE, "NO_COMMON_LRU rounds max_entries to a multiple of the CPUs", || {
+            format!("{} -> {}", attr.max_entries, desc.max_entries)
+        });
+    }
+    check!(ctx, F, desc.max_entries as u64 > 1u64 << 31 => Errno::E2BIG,
+        "max_entries <= 2^31 (so n_buckets cannot overflow)", "max_entries={}", desc.max_entries);
+    let n_buckets = (desc.max_entries as u64).next_power_of_two();
+    check!(ctx, F, n_buckets > u32::MAX as u64 / SIZEOF_BUCKET => Errno::E2BIG,
+        "n_buckets * sizeof(struct bucket) fits in u32",
+        "n_buckets = roundup_pow_of_two({}) = {n_buckets}", desc.max_entries);
+    let hashrnd = if attr.has(BPF_F_ZERO_SEED) { 0 } else { ctx.kernel.get_random_u32() };
+    ctx.note(F, FILE, "the hash seed: 0 with BPF_F_ZERO_SEED, else random", || {
+        format!("n_buckets={n_buckets} hashrnd={hashrnd:#x}")
+    });
+    let htab = Htab {
+        n_buckets: n_buckets as u32,
+        hashrnd,
+        percpu: is_percpu(t),
+        prealloc: !attr.has(BPF_F_NO_PREALLOC),
+        ncpus: ncpus as usize,
+        buckets: BTreeMap::new(),
+        count: 0,
+        elem_size: ctx.profile().htab_elem_size as u64
+            + round_up(desc.key_size as u64, 8)
+            + if is_percpu(t) { 8 } else { round_up(desc.value_size as u64, 8) },
+        struct_usage: ctx.profile().sizeof_bpf_htab
+            + if ctx.profile().htab_mem_counts_lock_counters {
+                4 * ncpus as u64 * HASHTAB_MAP_LOCK_COUNT
+            } else {
+                0
+            },
+    };
+    Ok((desc, Box::new(htab)))
+}
+
+struct Elem {
+    hash: u32,
+    key: Box<[u8]>,
+    /// `value_size` bytes, or for per-CPU maps one 8-byte-rounded slot per possible CPU.
+    value: Box<[u8]>,
+}
+
+/// `struct bpf_htab` for HASH and PERCPU_HASH.
+struct Htab {
+    n_buckets: u32,
+    hashrnd: u32,
+    percpu: bool,
+    prealloc: bool,
+    ncpus: usize,
+    /// Non-empty buckets. Each list is stored oldest first, so the bucket's head (the newest
+    /// element, where the kernel starts) is the last entry.
+    buckets: BTreeMap<u32, Vec<Elem>>,
+    count: u32,
+    /// `htab->elem_size`: the element header, the rounded key, and the value or its pointer.
+    elem_size: u64,
+    /// `sizeof(struct bpf_htab)` plus the lock counters where the profile counts them.
+    struct_usage: u64,
+}
+
+impl Htab {
+    /// `htab_map_hash()`: jhash2 over words when the key is a multiple of 4 bytes.
+    fn hash(&self, key: &[u8]) -> u32 {
+        if key.len() % 4 == 0 {
+            let words: Vec<u32> = key
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            jhash2(&words, self.hashrnd)
+        } else {
+            jhash(key, self.hashrnd)
+        }
+    }
+
+    fn bucket_of(&self, hash: u32) -> u32 {
+        hash & (self.n_buckets - 1)
+    }
+
+    /// `lookup_elem_raw()`: (bucket, position in the stored list).
+    fn find(&self, key: &[u8]) -> (u32, u32, Option<usize>) {
+        let hash = self.hash(key);
+        let b = self.bucket_of(hash);
+        let pos = self
+            .buckets
+            .get(&b)
+            .and_then(|l| l.iter().position(|e| e.hash == hash && *e.key == *key));
+        (hash, b, pos)
+    }
+
+    fn elem(&self, b: u32, pos: usize) -> &Elem {
+        &self.buckets[&b][pos]
+    }
+
+    fn unlink(&mut self, b: u32, pos: usize) -> Elem {
+        let list = self.buckets.get_mut(&b).expect("bucket of a found element");
+        let e = list.remove(pos);
+        if list.is_empty() {
+            self.buckets.remove(&b);
+        }
+        e
+    }
+
+    fn link_at_head(&mut self, b: u32, e: Elem) {
+        self.buckets.entry(b).or_default().push(e);
+    }
+
+    /// `check_flags()`: NOEXIST on an existing key, EXIST on a missing one.
+    fn check_flags(ctx: &mut Ctx, exists: bool, flags: u64) -> Result<(), Errno> {
+        const F: &str = "check_flags";
+        let f = flags & !BPF_F_LOCK;
+        check!(ctx, F, exists && f == BPF_NOEXIST => Errno::EEXIST,
+            "BPF_NOEXIST needs a key that is not there", "key exists");
+        check!(ctx, F, !exists && f == BPF_EXIST => Errno::ENOENT,
+            "BPF_EXIST needs a key that is there", "key missing");
+        Ok(())
+    }
+
+    /// `alloc_htab_elem()` for a new key: E2BIG once every element is in use. A replacement
+    /// never fails here: a preallocated map swaps in a per-CPU spare element, and the others
+    /// may allocate because the old element is about to be freed.
+    fn alloc_new(&mut self, ctx: &mut Ctx, map: &MapDesc) -> Result<(), Errno> {
+        const F: &str = "alloc_htab_elem";
+        let full = self.count >= map.max_entries;
+        let rule = if self.prealloc {
+            "a preallocated element is free for a new key"
+        } else {
+            "is_map_full(): fewer than max_entries elements for a new key"
+        };
+        check!(ctx, F, full => Errno::E2BIG, rule, "count={} max_entries={}", self.count, map.max_entries);
+        self.count += 1;
+        Ok(())
+    }
+}
+
+impl BpfMapOps for Htab {
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        let f = if self.percpu { "bpf_percpu_hash_copy" } else { "htab_map_lookup_elem" };
+        let (_, b, pos) = self.find(key);
+        let Some(pos) = pos else {
+            return Err(ctx.fail(f, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+        };
+        // A per-CPU value is copied whole, rounded slots included; a plain one is value_size.
+        let e = self.elem(b, pos);
+        value.copy_from_slice(&e.value[..value.len()]);
+        Ok(())
+    }
+
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        if self.percpu {
+            // __htab_percpu_map_update_elem(): no F_LOCK here, update in place when present.
+            const F: &str = "__htab_percpu_map_update_elem";
+            check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+                "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            let (hash, b, pos) = self.find(key);
+            Htab::check_flags(ctx, pos.is_some(), flags)?;
+            match pos {
+                Some(pos) => {
+                    // pcpu_copy_value(): every CPU's rounded slot, in place.
+                    let list = self.buckets.get_mut(&b).expect("found bucket");
+                    list[pos].value.copy_from_slice(value);
+                }
+                None => {
+                    self.alloc_new(ctx, map)?;
+                    let e = Elem { hash, key: key.into(), value: value.into() };
+                    self.link_at_head(b, e);
+                }
+            }
+            return Ok(());
+        }
+        const F: &str = "htab_map_update_elem";
+        check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
+            "flags (without BPF_F_LOCK) are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+        check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+        let (hash, b, pos) = self.find(key);
+        Htab::check_flags(ctx, pos.is_some(), flags)?;
+        match pos {
+            Some(pos) => {
+                // The new element goes to the bucket head and the old one is unlinked, so a
+                // replaced key moves to the front of its bucket.
+                self.unlink(b, pos);
+            }
+            None => self.alloc_new(ctx, map)?,
+        }
+        let e = Elem { hash, key: key.into(), value: value[..map.value_size as usize].into() };
+        self.link_at_head(b, e);
+        Ok(())
+    }
+
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
+        const F: &str = "htab_map_delete_elem";
+        let (_, b, pos) = self.find(key);
+        let Some(pos) = pos else {
+            return Err(ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+        };
+        self.unlink(b, pos);
+        self.count -= 1;
+        Ok(())
+    }
+
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno> {
+        const F: &str = "htab_map_get_next_key";
+        // A NULL or missing key starts over at bucket 0.
+        let mut from = 0u32;
+        if let Some(key) = key {
+            let (_, b, pos) = self.find(key);
+            match pos {
+                Some(pos) if pos > 0 => {
+                    // The next element of the same bucket (one older).
+                    next_key.copy_from_slice(&self.elem(b, pos - 1).key);
+                    ctx.note(F, FILE, "the next element of the same bucket", || format!("bucket {b}"));
+                    return Ok(());
+                }
+                Some(_) => from = b + 1,
+                None => ctx.note(F, FILE, "a key that is not in the map restarts the walk", String::new),
+            }
+        }
+        match self.buckets.range(from..).next() {
+            Some((b, list)) => {
+                next_key.copy_from_slice(&list.last().expect("non-empty bucket").key);
+                ctx.note(F, FILE, "the head of the next non-empty bucket", || format!("bucket {b}"));
+                Ok(())
+            }
+            None => Err(ctx.fail(F, FILE, "a bucket after this one holds an element", Errno::ENOENT, || {
+                format!("no element after bucket {}", from.saturating_sub(1))
+            })),
+        }
+    }
+
+    fn map_lookup_and_delete_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        flags: u64,
+    ) -> Option<Result<(), Errno>> {
+        Some(self.lookup_and_delete(ctx, map, key, value, flags))
+    }
+
+    fn map_mem_usage(&self, map: &MapDesc) -> u64 {
+        mem_usage(self, map)
+    }
+}
+
+impl Htab {
+    /// `__htab_map_lookup_and_delete_elem()`.
+    fn lookup_and_delete(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "__htab_map_lookup_and_delete_elem";
+        let (_, b, pos) = self.find(key);
+        let Some(pos) = pos else {
+            return Err(ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+        };
+        let e = self.unlink(b, pos);
+        self.count -= 1;
+        value.copy_from_slice(&e.value[..value.len()]);
+        Ok(())
+    }
+}
+
+/// `htab_map_mem_usage()`.
+fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
+    let ncpus = h.ncpus as u64;
+    let value_size = round_up(map.value_size as u64, 8);
+    let elem_size = h.elem_size;
+    let mut usage = h.struct_usage + SIZEOF_BUCKET * h.n_buckets as u64;
+    if h.prealloc {
+        // A plain hash also preallocates one spare element per CPU for replacements.
+        let extra = if h.percpu { 0 } else { ncpus };
+        let n = map.max_entries as u64 + extra;
+        usage += elem_size * n;
+        if h.percpu {
+            usage += value_size * ncpus * n;
+        } else {
+            usage += 8 * ncpus;
+        }
+    } else {
+        // Elements come from bpf_mem_alloc, each with an llist node.
+        let n = h.count as u64;
+        usage += (elem_size + 8) * n;
+        if h.percpu {
+            usage += (8 + 8) * n + value_size * ncpus * n;
+        }
+    }
+    usage
+}

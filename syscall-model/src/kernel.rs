@@ -1,0 +1,156 @@
+//! The modelled machine: one [`Kernel`] (global bpf state: the map idr, the profile, the
+//! network devices offload would look at) shared by any number of [`Process`]es (credentials
+//! and an fd table). Both are `Send + Sync`; any number of threads may call into them at once.
+
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::fd::{FMode, FdTable, File, FileKind};
+use crate::map::MapIdr;
+use crate::profile::KernelProfile;
+use crate::trace::Tracer;
+use crate::uaccess::UserMemory;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Capability numbers (include/uapi/linux/capability.h).
+pub mod cap {
+    pub const CAP_NET_ADMIN: u32 = 12;
+    pub const CAP_SYS_ADMIN: u32 = 21;
+    pub const CAP_PERFMON: u32 = 38;
+    pub const CAP_BPF: u32 = 39;
+}
+
+/// The caller's credentials: its uid and effective capabilities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cred {
+    pub uid: u32,
+    pub caps: u64,
+}
+
+impl Cred {
+    /// uid 0 with every capability.
+    pub fn root() -> Cred {
+        Cred { uid: 0, caps: u64::MAX }
+    }
+
+    /// An ordinary user without capabilities.
+    pub fn user(uid: u32) -> Cred {
+        Cred { uid, caps: 0 }
+    }
+
+    /// `capable(cap)`.
+    pub fn capable(&self, cap: u32) -> bool {
+        cap < 64 && self.caps & (1 << cap) != 0
+    }
+
+    /// `bpf_capable()`: CAP_BPF or CAP_SYS_ADMIN.
+    pub fn bpf_capable(&self) -> bool {
+        self.capable(cap::CAP_BPF) || self.capable(cap::CAP_SYS_ADMIN)
+    }
+
+    /// `perfmon_capable()`: CAP_PERFMON or CAP_SYS_ADMIN.
+    pub fn perfmon_capable(&self) -> bool {
+        self.capable(cap::CAP_PERFMON) || self.capable(cap::CAP_SYS_ADMIN)
+    }
+}
+
+/// A network device as `__dev_get_by_index` finds it (map offload looks them up).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetDev {
+    pub ifindex: u32,
+    pub name: String,
+    /// Whether the driver has `ndo_bpf` (lo does not).
+    pub has_ndo_bpf: bool,
+}
+
+/// The global state of the modelled kernel.
+pub struct Kernel {
+    pub profile: KernelProfile,
+    pub(crate) map_idr: Arc<Mutex<MapIdr>>,
+    /// The devices of the caller's network namespace: just `lo` on a fresh machine.
+    pub netdevs: Vec<NetDev>,
+    /// Source of `get_random_u32()` for hash seeds; deterministic so runs repeat.
+    random: AtomicU64,
+}
+
+impl Kernel {
+    pub fn new(profile: KernelProfile) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            profile,
+            map_idr: Arc::new(Mutex::new(MapIdr::default())),
+            netdevs: vec![NetDev { ifindex: 1, name: "lo".into(), has_ndo_bpf: false }],
+            random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+        })
+    }
+
+    /// `get_random_u32()`: a splitmix64 stream, so a model run is repeatable.
+    pub fn get_random_u32(&self) -> u32 {
+        let mut z = self
+            .random
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as u32
+    }
+
+    pub fn map_idr(&self) -> MutexGuard<'_, MapIdr> {
+        self.map_idr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new process of this kernel with fds 0-2 open.
+    pub fn spawn(self: &Arc<Kernel>, cred: Cred) -> Process {
+        Process {
+            kernel: self.clone(),
+            cred,
+            fds: Mutex::new(FdTable::with_std_streams(self.profile.rlimit_nofile)),
+        }
+    }
+}
+
+/// A process calling bpf(2): credentials and an fd table.
+pub struct Process {
+    pub kernel: Arc<Kernel>,
+    pub cred: Cred,
+    fds: Mutex<FdTable>,
+}
+
+impl Process {
+    /// `bpf(cmd, attr, size)`: the syscall. `Ok` is the return value (0 or a new fd).
+    pub fn bpf(&self, cmd: i32, uattr: u64, size: u32, mem: &dyn UserMemory) -> Result<i32, Errno> {
+        let mut ctx = Ctx::new(&self.kernel, self, mem, None);
+        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size)
+    }
+
+    /// The same call with every check reported to `tracer`.
+    pub fn bpf_traced(
+        &self,
+        cmd: i32,
+        uattr: u64,
+        size: u32,
+        mem: &dyn UserMemory,
+        tracer: &mut dyn Tracer,
+    ) -> Result<i32, Errno> {
+        let mut ctx = Ctx::new(&self.kernel, self, mem, Some(tracer));
+        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size)
+    }
+
+    pub fn fds(&self) -> MutexGuard<'_, FdTable> {
+        self.fds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `close(fd)`. The last reference to a map frees it.
+    pub fn close(&self, fd: i32) -> Result<(), Errno> {
+        let file = self.fds().close(fd)?;
+        drop(file);
+        Ok(())
+    }
+
+    /// `open(path)` of a file that is not a bpf object (/dev/null and the like).
+    pub fn open_other(&self, path: &str) -> Result<i32, Errno> {
+        self.fds().install(File {
+            kind: FileKind::Other { path: path.to_string() },
+            f_mode: FMode::RDONLY,
+        })
+    }
+}

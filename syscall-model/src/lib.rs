@@ -1,0 +1,38 @@
+//! A faithful, executable model of the Linux bpf(2) map syscalls.
+//!
+//! The model takes what the kernel takes (a command number, a user pointer to a
+//! `union bpf_attr`, and a size), reaches user memory only through [`uaccess::UserMemory`],
+//! and returns what the kernel returns: a value or an [`Errno`]. Its modules are named after
+//! the kernel files they re-tell, and each check names the kernel function it mirrors:
+//!
+//! | module | kernel |
+//! |---|---|
+//! | [`syscall`] | kernel/bpf/syscall.c (`__sys_bpf`, `map_create`, the element commands) |
+//! | [`hashtab`] | kernel/bpf/hashtab.c |
+//! | [`arraymap`] | kernel/bpf/arraymap.c |
+//! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
+//! | [`map`] | `struct bpf_map`, `struct bpf_map_ops` (include/linux/bpf.h) |
+//! | [`jhash`] | include/linux/jhash.h |
+//! | [`uapi`] | include/uapi/linux/bpf.h |
+//! | [`fd`] | the process fd table (fs/file.c) |
+//!
+//! Version and architecture differences live in [`profile::KernelProfile`].
+
+pub mod arraymap;
+pub mod bpf_types;
+pub mod ctx;
+pub mod errno;
+pub mod fd;
+pub mod hashtab;
+pub mod jhash;
+pub mod kernel;
+pub mod map;
+pub mod profile;
+pub mod syscall;
+pub mod trace;
+pub mod uaccess;
+pub mod uapi;
+
+pub use errno::Errno;
+pub use kernel::{Cred, Kernel, Process};
+pub use profile::{Arch, KernelProfile};

@@ -1,0 +1,238 @@
+//! `struct bpf_map` and `struct bpf_map_ops` (include/linux/bpf.h).
+//!
+//! A map is its common description ([`MapDesc`], what `bpf_map_init_from_attr` fills), its
+//! syscall-side state (frozen, the write-active counter, the id), and the per-type storage
+//! behind the [`BpfMapOps`] trait, which plays the role of the kernel's ops table for the
+//! element commands. The per-type allocation half of the ops table lives in
+//! [`crate::bpf_types`].
+
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::uapi::{map_flags, MapCreateAttr, MapType};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// The fields of `struct bpf_map` that every type shares and that never change after creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDesc {
+    pub map_type: MapType,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// After the type's own adjustments (NO_COMMON_LRU rounds it).
+    pub max_entries: u32,
+    /// The stored flags: BPF_F_RDONLY/WRONLY removed (`bpf_map_flags_retain_permanent`).
+    pub map_flags: u32,
+    pub map_extra: u64,
+    pub numa_node: i32,
+    pub name: [u8; 16],
+    /// The value carries a `bpf_spin_lock` (only with BTF, which the model does not load yet).
+    pub has_spin_lock: bool,
+    /// Created with `excl_prog_hash`: only one program may use it.
+    pub excl: bool,
+}
+
+impl MapDesc {
+    /// `bpf_map_init_from_attr()`.
+    pub fn from_attr(attr: &MapCreateAttr) -> MapDesc {
+        MapDesc {
+            map_type: attr.map_type(),
+            key_size: attr.key_size,
+            value_size: attr.value_size,
+            max_entries: attr.max_entries,
+            map_flags: bpf_map_flags_retain_permanent(attr.map_flags),
+            map_extra: attr.map_extra,
+            numa_node: attr.numa_node(),
+            name: [0; 16],
+            has_spin_lock: false,
+            excl: false,
+        }
+    }
+
+    /// The map name up to its NUL.
+    pub fn name_str(&self) -> String {
+        let end = self.name.iter().position(|b| *b == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.name[..end]).into_owned()
+    }
+}
+
+/// `bpf_map_flags_retain_permanent()`: RDONLY and WRONLY describe the fd, not the map.
+pub fn bpf_map_flags_retain_permanent(flags: u32) -> u32 {
+    flags & !(map_flags::BPF_F_RDONLY | map_flags::BPF_F_WRONLY)
+}
+
+/// The element half of `struct bpf_map_ops`, as the syscall reaches it. Each map type
+/// implements it over its own storage. `value` buffers are the syscall's value size
+/// (`bpf_map_value_size`), keys are `key_size` bytes (none for keyless maps).
+pub trait BpfMapOps: Send {
+    /// The syscall read of one element: the branch of `bpf_map_copy_value()` for this type
+    /// (`map_lookup_elem` + copy for most, `bpf_percpu_*_copy` for per-CPU maps).
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        flags: u64,
+    ) -> Result<(), Errno>;
+
+    /// The branch of `bpf_map_update_value()` for this type.
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno>;
+
+    /// `map_delete_elem`.
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, map: &MapDesc, key: &[u8]) -> Result<(), Errno>;
+
+    /// `map_get_next_key`; `key` is `None` for a NULL key pointer.
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno>;
+
+    /// `map_lookup_and_delete_elem`, for the types whose syscall path calls it.
+    /// `None` means the type has no such op and the syscall falls back to ENOTSUPP.
+    fn map_lookup_and_delete_elem(
+        &mut self,
+        _ctx: &mut Ctx,
+        _map: &MapDesc,
+        _key: &[u8],
+        _value: &mut [u8],
+        _flags: u64,
+    ) -> Option<Result<(), Errno>> {
+        None
+    }
+
+    /// `map_mem_usage`: the bytes fdinfo reports as memlock.
+    fn map_mem_usage(&self, map: &MapDesc) -> u64;
+}
+
+/// The map-id allocator (`map_idr`): cyclic ids from 1 to INT_MAX.
+#[derive(Default)]
+pub struct MapIdr {
+    next: u32,
+    maps: BTreeMap<u32, Weak<BpfMap>>,
+}
+
+impl MapIdr {
+    /// `idr_alloc_cyclic(&map_idr, map, 1, INT_MAX)`: the next free id after the last one
+    /// handed out, wrapping to 1; ENOSPC when every id is taken.
+    pub fn alloc(&mut self, map: &Arc<BpfMap>) -> Result<u32, Errno> {
+        const MAX: u32 = i32::MAX as u32 - 1;
+        let start = if self.next == 0 || self.next > MAX { 1 } else { self.next };
+        let mut id = start;
+        loop {
+            if !self.maps.contains_key(&id) {
+                self.maps.insert(id, Arc::downgrade(map));
+                self.next = id + 1;
+                return Ok(id);
+            }
+            id = if id >= MAX { 1 } else { id + 1 };
+            if id == start {
+                return Err(Errno::ENOSPC);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: u32) {
+        self.maps.remove(&id);
+    }
+
+    /// The live map with this id.
+    pub fn get(&self, id: u32) -> Option<Arc<BpfMap>> {
+        self.maps.get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The ids of the live maps, in order.
+    pub fn ids(&self) -> Vec<u32> {
+        self.maps
+            .iter()
+            .filter(|(_, w)| w.strong_count() > 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// `struct bpf_map`: one map, shared by every fd that refers to it.
+pub struct BpfMap {
+    pub desc: MapDesc,
+    id: AtomicU32,
+    /// `map->frozen`: set by BPF_MAP_FREEZE, removes write access for every fd.
+    pub frozen: AtomicBool,
+    /// `map->writecnt`: writers in flight and writable mmaps; FREEZE fails EBUSY while non-zero.
+    pub writecnt: AtomicI64,
+    ops: Mutex<Box<dyn BpfMapOps>>,
+    idr: Weak<Mutex<MapIdr>>,
+}
+
+impl BpfMap {
+    pub fn new(desc: MapDesc, ops: Box<dyn BpfMapOps>, idr: &Arc<Mutex<MapIdr>>) -> BpfMap {
+        BpfMap {
+            desc,
+            id: AtomicU32::new(0),
+            frozen: AtomicBool::new(false),
+            writecnt: AtomicI64::new(0),
+            ops: Mutex::new(ops),
+            idr: Arc::downgrade(idr),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_id(&self, id: u32) {
+        self.id.store(id, Ordering::Relaxed);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// The type's storage, locked for one operation.
+    pub fn ops(&self) -> MutexGuard<'_, Box<dyn BpfMapOps>> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `bpf_map_memory_usage()`: memlock as fdinfo shows it.
+    pub fn mem_usage(&self) -> u64 {
+        self.ops().map_mem_usage(&self.desc)
+    }
+}
+
+impl Drop for BpfMap {
+    /// `bpf_map_put()` of the last reference: the id goes back to the idr.
+    fn drop(&mut self) {
+        let id = self.id();
+        if id == 0 {
+            return;
+        }
+        if let Some(idr) = self.idr.upgrade() {
+            idr.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        }
+    }
+}
+
+/// `bpf_map_value_size()`: the bytes one value takes in the syscall's buffers.
+pub fn bpf_map_value_size(map: &MapDesc, num_possible_cpus: u32) -> usize {
+    if map.map_type.is_percpu_value() {
+        round_up(map.value_size as u64, 8) as usize * num_possible_cpus as usize
+    } else if map.map_type.is_fd_map() {
+        4
+    } else {
+        map.value_size as usize
+    }
+}
+
+/// `round_up(x, y)` for a power-of-two `y`.
+pub fn round_up(x: u64, y: u64) -> u64 {
+    x.div_ceil(y) * y
+}

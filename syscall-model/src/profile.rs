@@ -1,0 +1,184 @@
+//! `KernelProfile`: everything that differs between the kernels the model stands in for.
+//!
+//! A difference between versions or architectures is a named field here, set by the
+//! constructor of that version, never an `if version` at the place of the check. The checks
+//! ask the profile ("does MAP_CREATE's CHECK_ATTR stop at offset 92?"), so the same code
+//! serves every kernel.
+
+use crate::uapi::BpfCmd;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+    Riscv64,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Riscv64 => "riscv64",
+        }
+    }
+
+    /// The architecture this code was compiled for, if it is one the model knows.
+    pub fn native() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "riscv64") {
+            Some(Arch::Riscv64)
+        } else {
+            None
+        }
+    }
+}
+
+/// A kernel release, `major.minor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl KernelVersion {
+    /// Parses the start of a release string such as `6.18.44-fc-v669` or `6.12.107+deb13`.
+    pub fn parse_release(release: &str) -> Option<KernelVersion> {
+        let mut it = release.split(|c: char| !c.is_ascii_digit());
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        Some(KernelVersion { major, minor })
+    }
+}
+
+/// The kernel the model imitates: its version, its machine, and each rule that differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelProfile {
+    pub version: KernelVersion,
+    pub arch: Arch,
+    /// `PAGE_SIZE`: the limit of the attr `size` argument (`bpf_check_uarg_tail_zero`).
+    pub page_size: u32,
+    /// `sizeof(union bpf_attr)`: bytes past it must be zero (E2BIG), and the copy stops there.
+    pub attr_size: usize,
+    /// `num_possible_cpus()`: the number of slots of a per-CPU value.
+    pub num_possible_cpus: u32,
+    /// `nr_node_ids`: a BPF_F_NUMA_NODE node must be below it (and online).
+    pub nr_node_ids: u32,
+    /// `KMALLOC_MAX_SIZE`: bounds key_size + value_size of a hash element.
+    pub kmalloc_max_size: u64,
+    /// `PCPU_MIN_UNIT_SIZE`: bounds the rounded value of a per-CPU map.
+    pub pcpu_min_unit_size: u32,
+    /// `sizeof(struct htab_elem)`.
+    pub htab_elem_size: u32,
+    /// `sizeof(struct bpf_htab)` (memlock of a hash map; config dependent, read from BTF).
+    pub sizeof_bpf_htab: u64,
+    /// `sizeof(struct bpf_array)`.
+    pub sizeof_bpf_array: u64,
+    /// Whether `htab_map_mem_usage` still counts `HASHTAB_MAP_LOCK_COUNT` per-CPU ints
+    /// (6.12 and 6.18 do; 7.2 dropped the term).
+    pub htab_mem_counts_lock_counters: bool,
+    /// `__MAX_BPF_CMD`: command numbers at or past it are unknown (EINVAL).
+    pub nr_cmds: u32,
+    /// `__MAX_BPF_MAP_TYPE`: map types at or past it are unknown (EINVAL).
+    pub nr_map_types: u32,
+    /// The sysctl `kernel.unprivileged_bpf_disabled`.
+    pub unprivileged_bpf_disabled: u32,
+    /// `RLIMIT_NOFILE` of the modelled process: fds at or past it give EMFILE.
+    pub rlimit_nofile: u32,
+    /// The end offset of each command's `*_LAST_FIELD` (CHECK_ATTR), indexed by command.
+    last_field_end: Vec<Option<usize>>,
+}
+
+impl KernelProfile {
+    /// Linux 6.18 as the host runs it (checked against 6.18.44, x86_64).
+    pub fn linux_6_18(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
+        let mut last = vec![None; 39];
+        for (cmd, end) in LAST_FIELDS_6_18 {
+            last[cmd.0 as usize] = Some(*end);
+        }
+        KernelProfile {
+            version: KernelVersion { major: 6, minor: 18 },
+            arch,
+            page_size: 4096,
+            attr_size: 168,
+            num_possible_cpus,
+            nr_node_ids: 1,
+            kmalloc_max_size: 1 << 22,
+            pcpu_min_unit_size: 32 << 10,
+            htab_elem_size: 48,
+            sizeof_bpf_htab: 832,
+            sizeof_bpf_array: 312,
+            htab_mem_counts_lock_counters: true,
+            nr_cmds: 38,
+            nr_map_types: 34,
+            unprivileged_bpf_disabled: 2,
+            rlimit_nofile: 1024,
+            last_field_end: last,
+        }
+    }
+
+    /// The profile for a running kernel's release string; `None` if no profile covers it.
+    pub fn for_release(release: &str, arch: Arch, num_possible_cpus: u32) -> Option<KernelProfile> {
+        let v = KernelVersion::parse_release(release)?;
+        if v.major == 6 && v.minor == 18 {
+            Some(KernelProfile::linux_6_18(arch, num_possible_cpus))
+        } else {
+            None
+        }
+    }
+
+    /// A short label: `linux-6.18/x86_64/2cpu`.
+    pub fn label(&self) -> String {
+        format!(
+            "linux-{}/{}/{}cpu",
+            self.version,
+            self.arch.name(),
+            self.num_possible_cpus
+        )
+    }
+
+    /// The end offset of `cmd`'s last attr field, if the kernel knows the command.
+    pub fn last_field_end(&self, cmd: BpfCmd) -> Option<usize> {
+        self.last_field_end.get(cmd.0 as usize).copied().flatten()
+    }
+
+    /// Whether `cmd` is a command number this kernel dispatches (`__sys_bpf`'s switch).
+    pub fn knows_cmd(&self, cmd: BpfCmd) -> bool {
+        cmd.0 < self.nr_cmds
+    }
+}
+
+/// `BPF_*_LAST_FIELD` end offsets in 6.18 (`offsetofend(union bpf_attr, <last field>)`).
+const LAST_FIELDS_6_18: &[(BpfCmd, usize)] = &[
+    (BpfCmd::MAP_CREATE, 92),                 // excl_prog_hash_size
+    (BpfCmd::MAP_LOOKUP_ELEM, 32),            // flags
+    (BpfCmd::MAP_UPDATE_ELEM, 32),            // flags
+    (BpfCmd::MAP_DELETE_ELEM, 16),            // key
+    (BpfCmd::MAP_GET_NEXT_KEY, 24),           // next_key
+    (BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM, 32), // flags
+    (BpfCmd::MAP_FREEZE, 4),                  // map_fd
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_strings_parse() {
+        assert_eq!(
+            KernelVersion::parse_release("6.18.44-fc-v669"),
+            Some(KernelVersion { major: 6, minor: 18 })
+        );
+        assert_eq!(
+            KernelVersion::parse_release("6.12.107+deb13-riscv64"),
+            Some(KernelVersion { major: 6, minor: 12 })
+        );
+        assert_eq!(KernelVersion::parse_release("garbage"), None);
+    }
+}

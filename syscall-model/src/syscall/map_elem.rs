@@ -1,0 +1,167 @@
+//! The element commands of kernel/bpf/syscall.c: `map_lookup_elem`, `map_update_elem`,
+//! `map_delete_elem`, `map_get_next_key`, `map_lookup_and_delete_elem` and `map_freeze`,
+//! with `__bpf_copy_key` and `bpf_map_value_size`.
+
+use super::{bpf_map_get, check_attr, map_get_sys_perms, WriteActive, FILE};
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::map::{bpf_map_value_size, BpfMap};
+use crate::uapi::{elem_flags::*, Attr, BpfCmd, ElemAttr, MapType};
+use std::sync::atomic::Ordering;
+
+/// `__bpf_copy_key()` / `___bpf_copy_key()`: `key_size` bytes from user space; a keyless
+/// map wants a NULL pointer.
+fn bpf_copy_key(ctx: &mut Ctx, func: &'static str, ukey: u64, key_size: u32) -> Result<Vec<u8>, Errno> {
+    if key_size > 0 {
+        return ctx.copy_from_user(func, "the key pointer is readable for key_size bytes", ukey, key_size as usize);
+    }
+    check!(ctx, func, ukey != 0 => Errno::EINVAL,
+        "a map without keys takes a NULL key pointer", "key={ukey:#x}");
+    Ok(Vec::new())
+}
+
+fn value_size(ctx: &Ctx, map: &BpfMap) -> usize {
+    bpf_map_value_size(&map.desc, ctx.profile().num_possible_cpus)
+}
+
+/// `map_lookup_elem()`.
+pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_lookup_elem";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_LOOKUP_ELEM, attr)?;
+    let a = ElemAttr::decode(attr);
+    check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
+        "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_read => Errno::EPERM,
+        "the fd was opened for reading", "fd mode is write-only");
+    check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
+        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
+    let mut value = vec![0u8; value_size(ctx, &map)];
+    ctx.note(F, FILE, "bpf_map_value_size(): the bytes a value takes in user space", || {
+        format!("{} bytes", value.len())
+    });
+    // bpf_map_copy_value(): the type's read.
+    map.ops().map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags)?;
+    ctx.copy_to_user(F, "copy_to_user(): the value pointer is writable", a.value, &value)?;
+    Ok(())
+}
+
+/// `map_update_elem()` and `bpf_map_update_value()`.
+pub fn map_update_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_update_elem";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_UPDATE_ELEM, attr)?;
+    let a = ElemAttr::decode(attr);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let _writer = WriteActive::new(&map);
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_write => Errno::EPERM,
+        "the fd was opened for writing and the map is not frozen",
+        "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
+    check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
+        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
+    let vsize = value_size(ctx, &map);
+    let value = ctx.copy_from_user(F, "the value pointer is readable for the value size", a.value, vsize)?;
+    ctx.enter("bpf_map_update_value", FILE, || format!("{:?}", map.desc.map_type));
+    let r = map.ops().map_update_elem(ctx, &map.desc, &key, &value, a.flags);
+    r
+}
+
+/// `map_delete_elem()`.
+pub fn map_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_delete_elem";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_DELETE_ELEM, attr)?;
+    let a = ElemAttr::decode(attr);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let _writer = WriteActive::new(&map);
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_write => Errno::EPERM,
+        "the fd was opened for writing and the map is not frozen",
+        "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
+    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
+    let r = map.ops().map_delete_elem(ctx, &map.desc, &key);
+    r
+}
+
+/// `map_get_next_key()`.
+pub fn map_get_next_key(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_get_next_key";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_GET_NEXT_KEY, attr)?;
+    let a = ElemAttr::decode(attr);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_read => Errno::EPERM,
+        "the fd was opened for reading", "fd mode is write-only");
+    // A NULL key asks for the first key; nothing is copied.
+    let key = if a.key != 0 {
+        Some(bpf_copy_key(ctx, F, a.key, map.desc.key_size)?)
+    } else {
+        ctx.note(F, FILE, "a NULL key asks for the first key", String::new);
+        None
+    };
+    let mut next_key = vec![0u8; map.desc.key_size as usize];
+    map.ops().map_get_next_key(ctx, &map.desc, key.as_deref(), &mut next_key)?;
+    ctx.copy_to_user(F, "copy_to_user(): the next_key pointer is writable", a.value, &next_key)
+}
+
+/// `map_lookup_and_delete_elem()`.
+pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_lookup_and_delete_elem";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM, attr)?;
+    let a = ElemAttr::decode(attr);
+    check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
+        "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let _writer = WriteActive::new(&map);
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_read || !mode.can_write => Errno::EPERM,
+        "the fd can read and write, and the map is not frozen",
+        "readable={} writable={} frozen={}", file.f_mode.can_read, file.f_mode.can_write, map.is_frozen());
+    let t = map.desc.map_type;
+    check!(ctx, F, a.flags != 0 && (t == MapType::QUEUE || t == MapType::STACK) => Errno::EINVAL,
+        "no flags for a queue or stack pop", "flags={:#x}", a.flags);
+    check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
+        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
+    let mut value = vec![0u8; value_size(ctx, &map)];
+    let r = map.ops().map_lookup_and_delete_elem(ctx, &map.desc, &key, &mut value, a.flags);
+    match r {
+        Some(r) => r?,
+        None => {
+            return Err(ctx.fail(F, FILE, "the map type supports lookup-and-delete", Errno::ENOTSUPP, || {
+                format!("{t:?} has no lookup_and_delete op")
+            }))
+        }
+    }
+    // The element is already gone if this copy faults.
+    ctx.copy_to_user(F, "copy_to_user(): the value pointer is writable", a.value, &value)
+}
+
+/// `map_freeze()`.
+pub fn map_freeze(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "map_freeze";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_FREEZE, attr)?;
+    let a = ElemAttr::decode(attr);
+    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    check!(ctx, F, map.desc.map_type == MapType::STRUCT_OPS || map.desc.has_spin_lock => Errno::ENOTSUPP,
+        "not a struct_ops map and no BTF special fields in the value", "{:?}", map.desc.map_type);
+    let mode = map_get_sys_perms(&map, &file);
+    check!(ctx, F, !mode.can_write => Errno::EPERM,
+        "the fd can write (a frozen map cannot be written, so a second freeze fails here)",
+        "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
+    let writers = map.writecnt.load(Ordering::Acquire);
+    check!(ctx, F, writers != 0 => Errno::EBUSY,
+        "no writer is active (no update in flight, no writable mmap)", "writecnt={writers}");
+    check!(ctx, F, map.is_frozen() => Errno::EBUSY, "the map is not frozen yet", "frozen");
+    map.frozen.store(true, Ordering::Release);
+    Ok(())
+}

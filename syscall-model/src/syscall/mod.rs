@@ -1,0 +1,145 @@
+//! kernel/bpf/syscall.c: the bpf(2) entry (`__sys_bpf`), `CHECK_ATTR`, the fd helpers, and
+//! the map commands. The handlers live in submodules named after their kernel functions:
+//! [`map_create`] and [`map_elem`] (lookup, update, delete, get_next_key,
+//! lookup_and_delete, freeze); [`other`] covers the command numbers the model does not model.
+
+pub mod map_create;
+pub mod map_elem;
+pub mod other;
+
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::fd::{FMode, File};
+use crate::map::BpfMap;
+use crate::uapi::{Attr, BpfCmd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub(crate) const FILE: &str = "kernel/bpf/syscall.c";
+
+/// `__sys_bpf(cmd, uattr, size)`.
+pub fn sys_bpf(ctx: &mut Ctx, cmd: i32, uattr: u64, size: u32) -> Result<i32, Errno> {
+    const F: &str = "__sys_bpf";
+    let c = BpfCmd(cmd as u32);
+    ctx.enter(F, FILE, || format!("cmd={} uattr={uattr:#x} size={size}", c.full_name()));
+    let attr_size = ctx.profile().attr_size;
+
+    bpf_check_uarg_tail_zero(ctx, uattr, attr_size, size)?;
+    // Copy at most the kernel's own union; the rest of it stays zero.
+    let size = (size as usize).min(attr_size);
+    let mut attr = Attr::zeroed(attr_size);
+    if size > 0 {
+        let bytes = ctx.copy_from_user(F, "copy_from_bpfptr(): the attr is readable", uattr, size)?;
+        attr.bytes_mut()[..size].copy_from_slice(&bytes);
+    }
+    ctx.note(F, FILE, "copied min(size, sizeof(union bpf_attr)) bytes into a zeroed union", || {
+        format!("{size} of {attr_size} bytes")
+    });
+
+    match c {
+        BpfCmd::MAP_CREATE => map_create::map_create(ctx, &mut attr),
+        BpfCmd::MAP_LOOKUP_ELEM => map_elem::map_lookup_elem(ctx, &attr).map(|()| 0),
+        BpfCmd::MAP_UPDATE_ELEM => map_elem::map_update_elem(ctx, &attr).map(|()| 0),
+        BpfCmd::MAP_DELETE_ELEM => map_elem::map_delete_elem(ctx, &attr).map(|()| 0),
+        BpfCmd::MAP_GET_NEXT_KEY => map_elem::map_get_next_key(ctx, &attr).map(|()| 0),
+        BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM => {
+            map_elem::map_lookup_and_delete_elem(ctx, &attr).map(|()| 0)
+        }
+        BpfCmd::MAP_FREEZE => map_elem::map_freeze(ctx, &attr).map(|()| 0),
+        _ => other::other_cmd(ctx, c, &attr),
+    }
+}
+
+/// `bpf_check_uarg_tail_zero(uattr, sizeof(attr), size)`: a size past the kernel's union is
+/// accepted only if the extra bytes are zero, and nothing past a page is accepted.
+pub(crate) fn bpf_check_uarg_tail_zero(
+    ctx: &mut Ctx,
+    uaddr: u64,
+    expected: usize,
+    actual: u32,
+) -> Result<(), Errno> {
+    const F: &str = "bpf_check_uarg_tail_zero";
+    let page = ctx.profile().page_size;
+    check!(ctx, F, actual > page => Errno::E2BIG,
+        "size <= PAGE_SIZE", "size={actual} PAGE_SIZE={page}");
+    if actual as usize <= expected {
+        return Ok(());
+    }
+    let tail_len = actual as usize - expected;
+    let tail = ctx.copy_from_user(
+        F,
+        "check_zeroed_user(): the bytes past sizeof(union bpf_attr) are readable",
+        uaddr.wrapping_add(expected as u64),
+        tail_len,
+    )?;
+    let first = tail.iter().position(|b| *b != 0);
+    check!(ctx, F, first.is_some() => Errno::E2BIG,
+        "bytes past sizeof(union bpf_attr) are zero",
+        "sizeof={expected} size={actual} first non-zero byte at {}", expected + first.unwrap_or(0));
+    Ok(())
+}
+
+/// `CHECK_ATTR(CMD)`: every byte after the command's last field must be zero.
+pub(crate) fn check_attr(
+    ctx: &mut Ctx,
+    func: &'static str,
+    cmd: BpfCmd,
+    attr: &Attr,
+) -> Result<(), Errno> {
+    let end = ctx.profile().last_field_end(cmd).unwrap_or(attr.bytes().len());
+    let bad = attr.first_nonzero_from(end);
+    check!(ctx, func, bad.is_some() => Errno::EINVAL,
+        "CHECK_ATTR: the union is zero after the command's last field",
+        "last field ends at {end}; byte {} is {:#04x}",
+        bad.unwrap_or(0), bad.map(|i| attr.bytes()[i]).unwrap_or(0));
+    Ok(())
+}
+
+/// `fdget(ufd)` + `__bpf_map_get()`: EBADF if the fd is not open, EINVAL if it is not a map.
+pub(crate) fn bpf_map_get(
+    ctx: &mut Ctx,
+    func: &'static str,
+    ufd: u32,
+) -> Result<(Arc<File>, Arc<BpfMap>), Errno> {
+    let file = ctx.process.fds().get(ufd);
+    let Some(file) = file else {
+        return Err(ctx.fail(func, FILE, "fdget(): the fd is open", Errno::EBADF, || {
+            format!("fd {} is not open", ufd as i32)
+        }));
+    };
+    let Some(map) = file.map().cloned() else {
+        return Err(ctx.fail(func, FILE, "__bpf_map_get(): the fd is a bpf map", Errno::EINVAL, || {
+            format!("fd {} is {}", ufd as i32, file.describe())
+        }));
+    };
+    ctx.note(func, FILE, "found the map behind the fd", || {
+        format!("fd {} -> map id {} ({:?})", ufd as i32, map.id(), map.desc.map_type)
+    });
+    Ok((file, map))
+}
+
+/// `map_get_sys_perms()`: the fd's mode, without write access once the map is frozen.
+pub(crate) fn map_get_sys_perms(map: &BpfMap, file: &File) -> FMode {
+    let mut mode = file.f_mode;
+    if map.is_frozen() {
+        mode.can_write = false;
+    }
+    mode
+}
+
+/// `bpf_map_write_active_inc()`/`_dec()` around a writing command.
+pub(crate) struct WriteActive(Arc<BpfMap>);
+
+impl WriteActive {
+    pub(crate) fn new(map: &Arc<BpfMap>) -> WriteActive {
+        map.writecnt.fetch_add(1, Ordering::AcqRel);
+        WriteActive(map.clone())
+    }
+}
+
+impl Drop for WriteActive {
+    fn drop(&mut self) {
+        self.0.writecnt.fetch_sub(1, Ordering::AcqRel);
+    }
+}
