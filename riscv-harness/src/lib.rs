@@ -1,1 +1,9 @@
-pub fn y(){}
+//! The harness around the syscall model: the `.bpfs` scenario format, the backends (the
+//! model and the host kernel), the executor that turns a scenario into a transcript, the
+//! comparison of transcripts, and the `bpfmodel` CLI's building blocks.
+
+pub mod backend;
+pub mod exec;
+pub mod runner;
+pub mod scenario;
+pub mod transcript;

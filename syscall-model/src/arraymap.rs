@@ -74,7 +74,11 @@ pub fn array_map_alloc(
     let ncpus = ctx.profile().num_possible_cpus as usize;
     let array = BpfArray {
         percpu,
-        elem_len: if percpu { slot * ncpus } else { attr.value_size as usize },
+        elem_len: if percpu {
+            slot * ncpus
+        } else {
+            attr.value_size as usize
+        },
         chunks: HashMap::new(),
         mem: ArrayMem {
             struct_size: ctx.profile().sizeof_bpf_array,
@@ -136,7 +140,11 @@ impl BpfMapOps for BpfArray {
         value: &mut [u8],
         _flags: u64,
     ) -> Result<(), Errno> {
-        let f = if self.percpu { "bpf_percpu_array_copy" } else { "array_map_lookup_elem" };
+        let f = if self.percpu {
+            "bpf_percpu_array_copy"
+        } else {
+            "array_map_lookup_elem"
+        };
         let index = BpfArray::index(key);
         check!(ctx, f, index >= map.max_entries => Errno::ENOENT,
             "index < max_entries", "index={index} max_entries={}", map.max_entries);
@@ -179,7 +187,13 @@ impl BpfMapOps for BpfArray {
     }
 
     fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, _key: &[u8]) -> Result<(), Errno> {
-        Err(ctx.fail("array_map_delete_elem", FILE, "array elements cannot be deleted", Errno::EINVAL, String::new))
+        Err(ctx.fail(
+            "array_map_delete_elem",
+            FILE,
+            "array elements cannot be deleted",
+            Errno::EINVAL,
+            String::new,
+        ))
     }
 
     fn map_get_next_key(
@@ -194,7 +208,12 @@ impl BpfMapOps for BpfArray {
         let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
         if index >= map.max_entries {
             next_key.copy_from_slice(&0u32.to_le_bytes());
-            ctx.note(F, FILE, "a NULL key or an index past the end restarts at 0", || format!("index={index}"));
+            ctx.note(
+                F,
+                FILE,
+                "a NULL key or an index past the end restarts at 0",
+                || format!("index={index}"),
+            );
             return Ok(());
         }
         check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,

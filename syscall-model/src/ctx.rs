@@ -21,7 +21,12 @@ impl<'a> Ctx<'a> {
         mem: &'a dyn UserMemory,
         tracer: Option<&'a mut dyn Tracer>,
     ) -> Ctx<'a> {
-        Ctx { kernel, process, mem, tracer }
+        Ctx {
+            kernel,
+            process,
+            mem,
+            tracer,
+        }
     }
 
     pub fn profile(&self) -> &'a KernelProfile {
@@ -47,12 +52,23 @@ impl<'a> Ctx<'a> {
         detail: String,
     ) {
         if let Some(t) = self.tracer.as_deref_mut() {
-            t.step(Step { func, file, rule, detail, verdict });
+            t.step(Step {
+                func,
+                file,
+                rule,
+                detail,
+                verdict,
+            });
         }
     }
 
     /// Entering a kernel function.
-    pub fn enter(&mut self, func: &'static str, file: &'static str, detail: impl FnOnce() -> String) {
+    pub fn enter(
+        &mut self,
+        func: &'static str,
+        file: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
         if self.tracing() {
             let d = detail();
             self.record(func, file, "", Verdict::Enter, d);
@@ -101,9 +117,11 @@ impl<'a> Ctx<'a> {
         let mut buf = vec![0u8; len];
         match self.mem.read(addr, &mut buf) {
             Ok(()) => Ok(buf),
-            Err(f) => Err(self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
-                format!("{len} bytes at {addr:#x}: fault at {:#x}", f.addr)
-            })),
+            Err(f) => Err(
+                self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
+                    format!("{len} bytes at {addr:#x}: fault at {:#x}", f.addr)
+                }),
+            ),
         }
     }
 
@@ -118,9 +136,11 @@ impl<'a> Ctx<'a> {
     ) -> Result<(), Errno> {
         match self.mem.write(addr, data) {
             Ok(()) => Ok(()),
-            Err(f) => Err(self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
-                format!("{} bytes to {addr:#x}: fault at {:#x}", data.len(), f.addr)
-            })),
+            Err(f) => Err(
+                self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
+                    format!("{} bytes to {addr:#x}: fault at {:#x}", data.len(), f.addr)
+                }),
+            ),
         }
     }
 }

@@ -16,9 +16,18 @@ pub struct FMode {
 }
 
 impl FMode {
-    pub const RDWR: FMode = FMode { can_read: true, can_write: true };
-    pub const RDONLY: FMode = FMode { can_read: true, can_write: false };
-    pub const WRONLY: FMode = FMode { can_read: false, can_write: true };
+    pub const RDWR: FMode = FMode {
+        can_read: true,
+        can_write: true,
+    };
+    pub const RDONLY: FMode = FMode {
+        can_read: true,
+        can_write: false,
+    };
+    pub const WRONLY: FMode = FMode {
+        can_read: false,
+        can_write: true,
+    };
 
     /// The `O_*` access mode as fdinfo prints it.
     pub fn o_flags(self) -> u32 {
@@ -72,7 +81,9 @@ impl FdTable {
     /// A table with fds 0, 1 and 2 open on the terminal.
     pub fn with_std_streams(limit: u32) -> FdTable {
         let tty = Arc::new(File {
-            kind: FileKind::Other { path: "/dev/tty".into() },
+            kind: FileKind::Other {
+                path: "/dev/tty".into(),
+            },
             f_mode: FMode::RDWR,
         });
         FdTable {
@@ -131,7 +142,12 @@ mod tests {
     use super::*;
 
     fn other() -> File {
-        File { kind: FileKind::Other { path: "/dev/null".into() }, f_mode: FMode::RDONLY }
+        File {
+            kind: FileKind::Other {
+                path: "/dev/null".into(),
+            },
+            f_mode: FMode::RDONLY,
+        }
     }
 
     #[test]

@@ -100,9 +100,12 @@ pub fn htab_map_alloc(
         } else {
             up as u32
         };
-        ctx.note(F, FILE, "NO_COMMON_LRU rounds max_entries to a multiple of the CPUs", || {
-            format!("{} -> {}", attr.max_entries, desc.max_entries)
-        });
+        ctx.note(
+            F,
+            FILE,
+            "NO_COMMON_LRU rounds max_entries to a multiple of the CPUs",
+            || format!("{} -> {}", attr.max_entries, desc.max_entries),
+        );
     }
     check!(ctx, F, desc.max_entries as u64 > 1u64 << 31 => Errno::E2BIG,
         "max_entries <= 2^31 (so n_buckets cannot overflow)", "max_entries={}", desc.max_entries);
@@ -110,10 +113,17 @@ pub fn htab_map_alloc(
     check!(ctx, F, n_buckets > u32::MAX as u64 / SIZEOF_BUCKET => Errno::E2BIG,
         "n_buckets * sizeof(struct bucket) fits in u32",
         "n_buckets = roundup_pow_of_two({}) = {n_buckets}", desc.max_entries);
-    let hashrnd = if attr.has(BPF_F_ZERO_SEED) { 0 } else { ctx.kernel.get_random_u32() };
-    ctx.note(F, FILE, "the hash seed: 0 with BPF_F_ZERO_SEED, else random", || {
-        format!("n_buckets={n_buckets} hashrnd={hashrnd:#x}")
-    });
+    let hashrnd = if attr.has(BPF_F_ZERO_SEED) {
+        0
+    } else {
+        ctx.kernel.get_random_u32()
+    };
+    ctx.note(
+        F,
+        FILE,
+        "the hash seed: 0 with BPF_F_ZERO_SEED, else random",
+        || format!("n_buckets={n_buckets} hashrnd={hashrnd:#x}"),
+    );
     let htab = Htab {
         n_buckets: n_buckets as u32,
         hashrnd,
@@ -124,7 +134,11 @@ pub fn htab_map_alloc(
         count: 0,
         elem_size: ctx.profile().htab_elem_size as u64
             + round_up(desc.key_size as u64, 8)
-            + if is_percpu(t) { 8 } else { round_up(desc.value_size as u64, 8) },
+            + if is_percpu(t) {
+                8
+            } else {
+                round_up(desc.value_size as u64, 8)
+            },
         struct_usage: ctx.profile().sizeof_bpf_htab
             + if ctx.profile().htab_mem_counts_lock_counters {
                 4 * ncpus as u64 * HASHTAB_MAP_LOCK_COUNT
@@ -242,10 +256,18 @@ impl BpfMapOps for Htab {
         value: &mut [u8],
         _flags: u64,
     ) -> Result<(), Errno> {
-        let f = if self.percpu { "bpf_percpu_hash_copy" } else { "htab_map_lookup_elem" };
+        let f = if self.percpu {
+            "bpf_percpu_hash_copy"
+        } else {
+            "htab_map_lookup_elem"
+        };
         let (_, b, pos) = self.find(key);
         let Some(pos) = pos else {
-            return Err(ctx.fail(f, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+            return Err(
+                ctx.fail(f, FILE, "the key is in the table", Errno::ENOENT, || {
+                    "no such key".into()
+                }),
+            );
         };
         // A per-CPU value is copied whole, rounded slots included; a plain one is value_size.
         let e = self.elem(b, pos);
@@ -276,7 +298,11 @@ impl BpfMapOps for Htab {
                 }
                 None => {
                     self.alloc_new(ctx, map)?;
-                    let e = Elem { hash, key: key.into(), value: value.into() };
+                    let e = Elem {
+                        hash,
+                        key: key.into(),
+                        value: value.into(),
+                    };
                     self.link_at_head(b, e);
                 }
             }
@@ -297,7 +323,11 @@ impl BpfMapOps for Htab {
             }
             None => self.alloc_new(ctx, map)?,
         }
-        let e = Elem { hash, key: key.into(), value: value[..map.value_size as usize].into() };
+        let e = Elem {
+            hash,
+            key: key.into(),
+            value: value[..map.value_size as usize].into(),
+        };
         self.link_at_head(b, e);
         Ok(())
     }
@@ -306,7 +336,11 @@ impl BpfMapOps for Htab {
         const F: &str = "htab_map_delete_elem";
         let (_, b, pos) = self.find(key);
         let Some(pos) = pos else {
-            return Err(ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+            return Err(
+                ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || {
+                    "no such key".into()
+                }),
+            );
         };
         self.unlink(b, pos);
         self.count -= 1;
@@ -329,22 +363,35 @@ impl BpfMapOps for Htab {
                 Some(pos) if pos > 0 => {
                     // The next element of the same bucket (one older).
                     next_key.copy_from_slice(&self.elem(b, pos - 1).key);
-                    ctx.note(F, FILE, "the next element of the same bucket", || format!("bucket {b}"));
+                    ctx.note(F, FILE, "the next element of the same bucket", || {
+                        format!("bucket {b}")
+                    });
                     return Ok(());
                 }
                 Some(_) => from = b + 1,
-                None => ctx.note(F, FILE, "a key that is not in the map restarts the walk", String::new),
+                None => ctx.note(
+                    F,
+                    FILE,
+                    "a key that is not in the map restarts the walk",
+                    String::new,
+                ),
             }
         }
         match self.buckets.range(from..).next() {
             Some((b, list)) => {
                 next_key.copy_from_slice(&list.last().expect("non-empty bucket").key);
-                ctx.note(F, FILE, "the head of the next non-empty bucket", || format!("bucket {b}"));
+                ctx.note(F, FILE, "the head of the next non-empty bucket", || {
+                    format!("bucket {b}")
+                });
                 Ok(())
             }
-            None => Err(ctx.fail(F, FILE, "a bucket after this one holds an element", Errno::ENOENT, || {
-                format!("no element after bucket {}", from.saturating_sub(1))
-            })),
+            None => Err(ctx.fail(
+                F,
+                FILE,
+                "a bucket after this one holds an element",
+                Errno::ENOENT,
+                || format!("no element after bucket {}", from.saturating_sub(1)),
+            )),
         }
     }
 
@@ -377,7 +424,11 @@ impl Htab {
         const F: &str = "__htab_map_lookup_and_delete_elem";
         let (_, b, pos) = self.find(key);
         let Some(pos) = pos else {
-            return Err(ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || "no such key".into()));
+            return Err(
+                ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || {
+                    "no such key".into()
+                }),
+            );
         };
         let e = self.unlink(b, pos);
         self.count -= 1;

@@ -30,7 +30,10 @@ pub struct Cred {
 impl Cred {
     /// uid 0 with every capability.
     pub fn root() -> Cred {
-        Cred { uid: 0, caps: u64::MAX }
+        Cred {
+            uid: 0,
+            caps: u64::MAX,
+        }
     }
 
     /// An ordinary user without capabilities.
@@ -78,7 +81,11 @@ impl Kernel {
         Arc::new(Kernel {
             profile,
             map_idr: Arc::new(Mutex::new(MapIdr::default())),
-            netdevs: vec![NetDev { ifindex: 1, name: "lo".into(), has_ndo_bpf: false }],
+            netdevs: vec![NetDev {
+                ifindex: 1,
+                name: "lo".into(),
+                has_ndo_bpf: false,
+            }],
             random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
         })
     }
@@ -149,7 +156,9 @@ impl Process {
     /// `open(path)` of a file that is not a bpf object (/dev/null and the like).
     pub fn open_other(&self, path: &str) -> Result<i32, Errno> {
         self.fds().install(File {
-            kind: FileKind::Other { path: path.to_string() },
+            kind: FileKind::Other {
+                path: path.to_string(),
+            },
             f_mode: FMode::RDONLY,
         })
     }

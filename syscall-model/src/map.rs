@@ -127,7 +127,11 @@ impl MapIdr {
     /// handed out, wrapping to 1; ENOSPC when every id is taken.
     pub fn alloc(&mut self, map: &Arc<BpfMap>) -> Result<u32, Errno> {
         const MAX: u32 = i32::MAX as u32 - 1;
-        let start = if self.next == 0 || self.next > MAX { 1 } else { self.next };
+        let start = if self.next == 0 || self.next > MAX {
+            1
+        } else {
+            self.next
+        };
         let mut id = start;
         loop {
             if !self.maps.contains_key(&id) {

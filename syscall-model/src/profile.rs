@@ -103,7 +103,10 @@ impl KernelProfile {
             last[cmd.0 as usize] = Some(*end);
         }
         KernelProfile {
-            version: KernelVersion { major: 6, minor: 18 },
+            version: KernelVersion {
+                major: 6,
+                minor: 18,
+            },
             arch,
             page_size: 4096,
             attr_size: 168,
@@ -173,11 +176,17 @@ mod tests {
     fn release_strings_parse() {
         assert_eq!(
             KernelVersion::parse_release("6.18.44-fc-v669"),
-            Some(KernelVersion { major: 6, minor: 18 })
+            Some(KernelVersion {
+                major: 6,
+                minor: 18
+            })
         );
         assert_eq!(
             KernelVersion::parse_release("6.12.107+deb13-riscv64"),
-            Some(KernelVersion { major: 6, minor: 12 })
+            Some(KernelVersion {
+                major: 6,
+                minor: 12
+            })
         );
         assert_eq!(KernelVersion::parse_release("garbage"), None);
     }

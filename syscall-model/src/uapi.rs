@@ -275,7 +275,9 @@ pub struct Attr {
 impl Attr {
     /// A zeroed union of `size` bytes.
     pub fn zeroed(size: usize) -> Attr {
-        Attr { bytes: vec![0; size] }
+        Attr {
+            bytes: vec![0; size],
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -417,7 +419,10 @@ impl ElemAttr {
 
 /// Renders map flags as `NO_PREALLOC|ZERO_SEED` (unknown bits in hex).
 pub fn map_flags_name(flags: u32) -> String {
-    bits_name(flags as u64, map_flags::NAMES.iter().map(|(n, b)| (*n, *b as u64)))
+    bits_name(
+        flags as u64,
+        map_flags::NAMES.iter().map(|(n, b)| (*n, *b as u64)),
+    )
 }
 
 /// Renders element flags as `NOEXIST|F_LOCK`, `ANY` for zero.
@@ -452,7 +457,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(BpfCmd::from_name("BPF_MAP_FREEZE"), Some(BpfCmd::MAP_FREEZE));
+        assert_eq!(
+            BpfCmd::from_name("BPF_MAP_FREEZE"),
+            Some(BpfCmd::MAP_FREEZE)
+        );
         assert_eq!(MapType::from_name("HASH"), Some(MapType::HASH));
         assert_eq!(MapType(99).full_name(), "99");
         assert_eq!(map_flags_name(0x41), "NO_PREALLOC|ZERO_SEED");

@@ -59,25 +59,38 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     let ops = match bpf_map_types(t) {
         MapTypeEntry::Modelled(ops) => ops,
         MapTypeEntry::NoOps => {
-            return Err(ctx.fail(F, FILE, "bpf_map_types[map_type] has ops", Errno::EINVAL, || {
-                format!("{t:?} has no ops")
-            }))
+            return Err(ctx.fail(
+                F,
+                FILE,
+                "bpf_map_types[map_type] has ops",
+                Errno::EINVAL,
+                || format!("{t:?} has no ops"),
+            ))
         }
         MapTypeEntry::NotModelled => {
-            return Err(ctx.fail(F, FILE, "the model implements this map type", Errno::ENOSYS, || {
-                format!("{t:?} is a kernel map type the model does not implement yet")
-            }))
+            return Err(ctx.fail(
+                F,
+                FILE,
+                "the model implements this map type",
+                Errno::ENOSYS,
+                || format!("{t:?} is a kernel map type the model does not implement yet"),
+            ))
         }
     };
-    ctx.note(F, FILE, "bpf_map_types[map_type]", || format!("{} ({})", ops.name, ops.file));
+    ctx.note(F, FILE, "bpf_map_types[map_type]", || {
+        format!("{} ({})", ops.name, ops.file)
+    });
     if let Some(alloc_check) = ops.map_alloc_check {
         alloc_check(ctx, &a)?;
     }
     if a.map_ifindex != 0 {
         // The offload ops take over; every type has map_mem_usage in this kernel.
-        ctx.note(F, FILE, "map_ifindex != 0: the offload ops take over", || {
-            format!("map_ifindex={}", a.map_ifindex)
-        });
+        ctx.note(
+            F,
+            FILE,
+            "map_ifindex != 0: the offload ops take over",
+            || format!("map_ifindex={}", a.map_ifindex),
+        );
     }
 
     if token_flag {
@@ -117,7 +130,12 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     if a.excl_prog_hash != 0 {
         check!(ctx, F, a.excl_prog_hash_size != SHA256_DIGEST_SIZE => Errno::EINVAL,
             "excl_prog_hash_size is SHA256_DIGEST_SIZE (32)", "excl_prog_hash_size={}", a.excl_prog_hash_size);
-        ctx.copy_from_user(F, "the excl_prog_hash digest is readable", a.excl_prog_hash, 32)?;
+        ctx.copy_from_user(
+            F,
+            "the excl_prog_hash digest is readable",
+            a.excl_prog_hash,
+            32,
+        )?;
         desc.excl = true;
     } else {
         check!(ctx, F, a.excl_prog_hash_size != 0 => Errno::EINVAL,
@@ -131,18 +149,35 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         Err(e) => return Err(ctx.fail("bpf_map_alloc_id", FILE, "a free map id", e, String::new)),
     };
     map.set_id(id);
-    ctx.note("bpf_map_alloc_id", FILE, "idr_alloc_cyclic(&map_idr, 1, INT_MAX)", || format!("id {id}"));
+    ctx.note(
+        "bpf_map_alloc_id",
+        FILE,
+        "idr_alloc_cyclic(&map_idr, 1, INT_MAX)",
+        || format!("id {id}"),
+    );
 
     // bpf_map_new_fd(): an anon inode "bpf-map" file with the mode from the flags.
-    let fd = ctx.process.fds().install(File { kind: FileKind::BpfMap(map), f_mode });
+    let fd = ctx.process.fds().install(File {
+        kind: FileKind::BpfMap(map),
+        f_mode,
+    });
     match fd {
         Ok(fd) => {
-            ctx.note("bpf_map_new_fd", FILE, "anon_inode_getfd(\"bpf-map\"): the lowest free fd", || {
-                format!("fd {fd}")
-            });
+            ctx.note(
+                "bpf_map_new_fd",
+                FILE,
+                "anon_inode_getfd(\"bpf-map\"): the lowest free fd",
+                || format!("fd {fd}"),
+            );
             Ok(fd)
         }
-        Err(e) => Err(ctx.fail("bpf_map_new_fd", FILE, "a free fd below RLIMIT_NOFILE", e, String::new)),
+        Err(e) => Err(ctx.fail(
+            "bpf_map_new_fd",
+            FILE,
+            "a free fd below RLIMIT_NOFILE",
+            e,
+            String::new,
+        )),
     }
 }
 
@@ -182,12 +217,20 @@ fn btf_get_by_fd(ctx: &mut Ctx, fd: u32) -> Errno {
     const F: &str = "btf_get_by_fd";
     let file = ctx.process.fds().get(fd);
     match file {
-        None => ctx.fail(F, "kernel/bpf/btf.c", "btf_fd is open", Errno::EBADF, || {
-            format!("fd {} is not open", fd as i32)
-        }),
-        Some(f) => ctx.fail(F, "kernel/bpf/btf.c", "btf_fd is a BTF object", Errno::EINVAL, || {
-            format!("fd {} is {}", fd as i32, f.describe())
-        }),
+        None => ctx.fail(
+            F,
+            "kernel/bpf/btf.c",
+            "btf_fd is open",
+            Errno::EBADF,
+            || format!("fd {} is not open", fd as i32),
+        ),
+        Some(f) => ctx.fail(
+            F,
+            "kernel/bpf/btf.c",
+            "btf_fd is a BTF object",
+            Errno::EINVAL,
+            || format!("fd {} is {}", fd as i32, f.describe()),
+        ),
     }
 }
 
@@ -196,12 +239,20 @@ fn bpf_token_get_from_fd(ctx: &mut Ctx, fd: u32) -> Result<(), Errno> {
     const F: &str = "bpf_token_get_from_fd";
     let file = ctx.process.fds().get(fd);
     Err(match file {
-        None => ctx.fail(F, "kernel/bpf/token.c", "map_token_fd is open", Errno::EBADF, || {
-            format!("fd {} is not open", fd as i32)
-        }),
-        Some(f) => ctx.fail(F, "kernel/bpf/token.c", "map_token_fd is a bpf token", Errno::EINVAL, || {
-            format!("fd {} is {}", fd as i32, f.describe())
-        }),
+        None => ctx.fail(
+            F,
+            "kernel/bpf/token.c",
+            "map_token_fd is open",
+            Errno::EBADF,
+            || format!("fd {} is not open", fd as i32),
+        ),
+        Some(f) => ctx.fail(
+            F,
+            "kernel/bpf/token.c",
+            "map_token_fd is a bpf token",
+            Errno::EINVAL,
+            || format!("fd {} is {}", fd as i32, f.describe()),
+        ),
     })
 }
 
@@ -211,26 +262,51 @@ fn bpf_map_offload_map_alloc(ctx: &mut Ctx, a: &MapCreateAttr) -> Errno {
     const F: &str = "bpf_map_offload_map_alloc";
     const OFF: &str = "kernel/bpf/offload.c";
     if !ctx.cred().capable(cap::CAP_SYS_ADMIN) {
-        return ctx.fail(F, OFF, "offloaded maps need CAP_SYS_ADMIN", Errno::EPERM, String::new);
+        return ctx.fail(
+            F,
+            OFF,
+            "offloaded maps need CAP_SYS_ADMIN",
+            Errno::EPERM,
+            String::new,
+        );
     }
     let t = a.map_type();
     if t != MapType::ARRAY && t != MapType::HASH {
-        return ctx.fail(F, OFF, "only ARRAY and HASH maps can be offloaded", Errno::EINVAL, || {
-            format!("map_type={t:?}")
-        });
+        return ctx.fail(
+            F,
+            OFF,
+            "only ARRAY and HASH maps can be offloaded",
+            Errno::EINVAL,
+            || format!("map_type={t:?}"),
+        );
     }
-    let dev = ctx.kernel.netdevs.iter().find(|d| d.ifindex == a.map_ifindex).cloned();
+    let dev = ctx
+        .kernel
+        .netdevs
+        .iter()
+        .find(|d| d.ifindex == a.map_ifindex)
+        .cloned();
     match dev {
-        None => ctx.fail("bpf_dev_offload_check", OFF, "map_ifindex names a device", Errno::EINVAL, || {
-            format!("no device with ifindex {}", a.map_ifindex)
-        }),
-        Some(d) if !d.has_ndo_bpf => {
-            ctx.fail("bpf_dev_offload_check", OFF, "the device's driver has ndo_bpf", Errno::EOPNOTSUPP, || {
-                format!("{} (ifindex {}) has no ndo_bpf", d.name, d.ifindex)
-            })
-        }
-        Some(d) => ctx.fail(F, OFF, "the device is registered for offload", Errno::EINVAL, || {
-            format!("{} is not an offload device", d.name)
-        }),
+        None => ctx.fail(
+            "bpf_dev_offload_check",
+            OFF,
+            "map_ifindex names a device",
+            Errno::EINVAL,
+            || format!("no device with ifindex {}", a.map_ifindex),
+        ),
+        Some(d) if !d.has_ndo_bpf => ctx.fail(
+            "bpf_dev_offload_check",
+            OFF,
+            "the device's driver has ndo_bpf",
+            Errno::EOPNOTSUPP,
+            || format!("{} (ifindex {}) has no ndo_bpf", d.name, d.ifindex),
+        ),
+        Some(d) => ctx.fail(
+            F,
+            OFF,
+            "the device is registered for offload",
+            Errno::EINVAL,
+            || format!("{} is not an offload device", d.name),
+        ),
     }
 }

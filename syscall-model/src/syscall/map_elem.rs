@@ -12,9 +12,19 @@ use std::sync::atomic::Ordering;
 
 /// `__bpf_copy_key()` / `___bpf_copy_key()`: `key_size` bytes from user space; a keyless
 /// map wants a NULL pointer.
-fn bpf_copy_key(ctx: &mut Ctx, func: &'static str, ukey: u64, key_size: u32) -> Result<Vec<u8>, Errno> {
+fn bpf_copy_key(
+    ctx: &mut Ctx,
+    func: &'static str,
+    ukey: u64,
+    key_size: u32,
+) -> Result<Vec<u8>, Errno> {
     if key_size > 0 {
-        return ctx.copy_from_user(func, "the key pointer is readable for key_size bytes", ukey, key_size as usize);
+        return ctx.copy_from_user(
+            func,
+            "the key pointer is readable for key_size bytes",
+            ukey,
+            key_size as usize,
+        );
     }
     check!(ctx, func, ukey != 0 => Errno::EINVAL,
         "a map without keys takes a NULL key pointer", "key={ukey:#x}");
@@ -41,12 +51,21 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let mut value = vec![0u8; value_size(ctx, &map)];
-    ctx.note(F, FILE, "bpf_map_value_size(): the bytes a value takes in user space", || {
-        format!("{} bytes", value.len())
-    });
+    ctx.note(
+        F,
+        FILE,
+        "bpf_map_value_size(): the bytes a value takes in user space",
+        || format!("{} bytes", value.len()),
+    );
     // bpf_map_copy_value(): the type's read.
-    map.ops().map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags)?;
-    ctx.copy_to_user(F, "copy_to_user(): the value pointer is writable", a.value, &value)?;
+    map.ops()
+        .map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags)?;
+    ctx.copy_to_user(
+        F,
+        "copy_to_user(): the value pointer is writable",
+        a.value,
+        &value,
+    )?;
     Ok(())
 }
 
@@ -66,9 +85,18 @@ pub fn map_update_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let vsize = value_size(ctx, &map);
-    let value = ctx.copy_from_user(F, "the value pointer is readable for the value size", a.value, vsize)?;
-    ctx.enter("bpf_map_update_value", FILE, || format!("{:?}", map.desc.map_type));
-    let r = map.ops().map_update_elem(ctx, &map.desc, &key, &value, a.flags);
+    let value = ctx.copy_from_user(
+        F,
+        "the value pointer is readable for the value size",
+        a.value,
+        vsize,
+    )?;
+    ctx.enter("bpf_map_update_value", FILE, || {
+        format!("{:?}", map.desc.map_type)
+    });
+    let r = map
+        .ops()
+        .map_update_elem(ctx, &map.desc, &key, &value, a.flags);
     r
 }
 
@@ -107,8 +135,14 @@ pub fn map_get_next_key(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         None
     };
     let mut next_key = vec![0u8; map.desc.key_size as usize];
-    map.ops().map_get_next_key(ctx, &map.desc, key.as_deref(), &mut next_key)?;
-    ctx.copy_to_user(F, "copy_to_user(): the next_key pointer is writable", a.value, &next_key)
+    map.ops()
+        .map_get_next_key(ctx, &map.desc, key.as_deref(), &mut next_key)?;
+    ctx.copy_to_user(
+        F,
+        "copy_to_user(): the next_key pointer is writable",
+        a.value,
+        &next_key,
+    )
 }
 
 /// `map_lookup_and_delete_elem()`.
@@ -132,17 +166,28 @@ pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errn
         "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let mut value = vec![0u8; value_size(ctx, &map)];
-    let r = map.ops().map_lookup_and_delete_elem(ctx, &map.desc, &key, &mut value, a.flags);
+    let r = map
+        .ops()
+        .map_lookup_and_delete_elem(ctx, &map.desc, &key, &mut value, a.flags);
     match r {
         Some(r) => r?,
         None => {
-            return Err(ctx.fail(F, FILE, "the map type supports lookup-and-delete", Errno::ENOTSUPP, || {
-                format!("{t:?} has no lookup_and_delete op")
-            }))
+            return Err(ctx.fail(
+                F,
+                FILE,
+                "the map type supports lookup-and-delete",
+                Errno::ENOTSUPP,
+                || format!("{t:?} has no lookup_and_delete op"),
+            ))
         }
     }
     // The element is already gone if this copy faults.
-    ctx.copy_to_user(F, "copy_to_user(): the value pointer is writable", a.value, &value)
+    ctx.copy_to_user(
+        F,
+        "copy_to_user(): the value pointer is writable",
+        a.value,
+        &value,
+    )
 }
 
 /// `map_freeze()`.

@@ -22,7 +22,9 @@ pub(crate) const FILE: &str = "kernel/bpf/syscall.c";
 pub fn sys_bpf(ctx: &mut Ctx, cmd: i32, uattr: u64, size: u32) -> Result<i32, Errno> {
     const F: &str = "__sys_bpf";
     let c = BpfCmd(cmd as u32);
-    ctx.enter(F, FILE, || format!("cmd={} uattr={uattr:#x} size={size}", c.full_name()));
+    ctx.enter(F, FILE, || {
+        format!("cmd={} uattr={uattr:#x} size={size}", c.full_name())
+    });
     let attr_size = ctx.profile().attr_size;
 
     bpf_check_uarg_tail_zero(ctx, uattr, attr_size, size)?;
@@ -30,12 +32,16 @@ pub fn sys_bpf(ctx: &mut Ctx, cmd: i32, uattr: u64, size: u32) -> Result<i32, Er
     let size = (size as usize).min(attr_size);
     let mut attr = Attr::zeroed(attr_size);
     if size > 0 {
-        let bytes = ctx.copy_from_user(F, "copy_from_bpfptr(): the attr is readable", uattr, size)?;
+        let bytes =
+            ctx.copy_from_user(F, "copy_from_bpfptr(): the attr is readable", uattr, size)?;
         attr.bytes_mut()[..size].copy_from_slice(&bytes);
     }
-    ctx.note(F, FILE, "copied min(size, sizeof(union bpf_attr)) bytes into a zeroed union", || {
-        format!("{size} of {attr_size} bytes")
-    });
+    ctx.note(
+        F,
+        FILE,
+        "copied min(size, sizeof(union bpf_attr)) bytes into a zeroed union",
+        || format!("{size} of {attr_size} bytes"),
+    );
 
     match c {
         BpfCmd::MAP_CREATE => map_create::map_create(ctx, &mut attr),
@@ -87,7 +93,10 @@ pub(crate) fn check_attr(
     cmd: BpfCmd,
     attr: &Attr,
 ) -> Result<(), Errno> {
-    let end = ctx.profile().last_field_end(cmd).unwrap_or(attr.bytes().len());
+    let end = ctx
+        .profile()
+        .last_field_end(cmd)
+        .unwrap_or(attr.bytes().len());
     let bad = attr.first_nonzero_from(end);
     check!(ctx, func, bad.is_some() => Errno::EINVAL,
         "CHECK_ATTR: the union is zero after the command's last field",
@@ -104,17 +113,28 @@ pub(crate) fn bpf_map_get(
 ) -> Result<(Arc<File>, Arc<BpfMap>), Errno> {
     let file = ctx.process.fds().get(ufd);
     let Some(file) = file else {
-        return Err(ctx.fail(func, FILE, "fdget(): the fd is open", Errno::EBADF, || {
-            format!("fd {} is not open", ufd as i32)
-        }));
+        return Err(
+            ctx.fail(func, FILE, "fdget(): the fd is open", Errno::EBADF, || {
+                format!("fd {} is not open", ufd as i32)
+            }),
+        );
     };
     let Some(map) = file.map().cloned() else {
-        return Err(ctx.fail(func, FILE, "__bpf_map_get(): the fd is a bpf map", Errno::EINVAL, || {
-            format!("fd {} is {}", ufd as i32, file.describe())
-        }));
+        return Err(ctx.fail(
+            func,
+            FILE,
+            "__bpf_map_get(): the fd is a bpf map",
+            Errno::EINVAL,
+            || format!("fd {} is {}", ufd as i32, file.describe()),
+        ));
     };
     ctx.note(func, FILE, "found the map behind the fd", || {
-        format!("fd {} -> map id {} ({:?})", ufd as i32, map.id(), map.desc.map_type)
+        format!(
+            "fd {} -> map id {} ({:?})",
+            ufd as i32,
+            map.id(),
+            map.desc.map_type
+        )
     });
     Ok((file, map))
 }

@@ -14,14 +14,22 @@ pub fn other_cmd(ctx: &mut Ctx, cmd: BpfCmd, attr: &Attr) -> Result<i32, Errno> 
     const F: &str = "__sys_bpf";
     if !ctx.profile().knows_cmd(cmd) {
         let n = ctx.profile().nr_cmds;
-        return Err(ctx.fail(F, FILE, "the command is one the kernel knows (the switch's default)", Errno::EINVAL, || {
-            format!("cmd {} >= __MAX_BPF_CMD ({n})", cmd.0 as i32)
-        }));
+        return Err(ctx.fail(
+            F,
+            FILE,
+            "the command is one the kernel knows (the switch's default)",
+            Errno::EINVAL,
+            || format!("cmd {} >= __MAX_BPF_CMD ({n})", cmd.0 as i32),
+        ));
     }
     if ctx.profile().last_field_end(cmd).is_some() {
         check_attr(ctx, F, cmd, attr)?;
     }
-    Err(ctx.fail(F, FILE, "the model implements this command", Errno::ENOSYS, || {
-        format!("{} is not modelled yet", cmd.full_name())
-    }))
+    Err(ctx.fail(
+        F,
+        FILE,
+        "the model implements this command",
+        Errno::ENOSYS,
+        || format!("{} is not modelled yet", cmd.full_name()),
+    ))
 }

@@ -1,0 +1,313 @@
+//! The host kernel backend: bpf(2) through `libc::syscall`, with buffers in real memory.
+//!
+//! This is the harness's only `unsafe` code. Each buffer is its own mapping that ends at a
+//! page boundary, followed by a `PROT_NONE` guard page, so an access past the end faults in
+//! the kernel exactly as it does in the model's simulated memory.
+//!
+//! [`run_isolated`] runs a scenario in a forked child whose fd table holds only 0, 1 and 2,
+//! so fd numbers are the same as in the model (lowest free fd, starting at 3) and nothing the
+//! scenario does leaks into the caller.
+
+use super::Backend;
+use anyhow::{bail, Context};
+use std::ffi::CString;
+use syscall_model::Errno;
+
+const PAGE: usize = 4096;
+
+pub struct HostBackend {
+    maps: Vec<(*mut libc::c_void, usize)>,
+    unmapped: u64,
+    ncpus: u32,
+}
+
+fn errno() -> Errno {
+    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+impl HostBackend {
+    pub fn new() -> anyhow::Result<HostBackend> {
+        let ncpus = possible_cpus()?;
+        // SAFETY: an anonymous PROT_NONE mapping; only its address is used, as a pointer that
+        // faults.
+        let guard = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if guard == libc::MAP_FAILED {
+            bail!(
+                "mmap of a guard page failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(HostBackend {
+            maps: vec![(guard, PAGE)],
+            unmapped: guard as u64,
+            ncpus,
+        })
+    }
+}
+
+impl Drop for HostBackend {
+    fn drop(&mut self) {
+        for (p, len) in self.maps.drain(..) {
+            // SAFETY: each (p, len) is a mapping this backend made and nothing refers to it.
+            unsafe {
+                libc::munmap(p, len);
+            }
+        }
+    }
+}
+
+impl Backend for HostBackend {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn num_possible_cpus(&self) -> u32 {
+        self.ncpus
+    }
+
+    fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64 {
+        let pages = bytes.len().div_ceil(PAGE).max(1);
+        let len = (pages + 1) * PAGE;
+        // SAFETY: a fresh anonymous mapping; the kernel picks the address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "mmap of a scenario buffer failed");
+        self.maps.push((p, len));
+        let base = p as usize;
+        let addr = base + pages * PAGE - bytes.len();
+        // SAFETY: [addr, addr + len) lies inside the mapping just made, which is writable.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len());
+            libc::mprotect(
+                (base + pages * PAGE) as *mut libc::c_void,
+                PAGE,
+                libc::PROT_NONE,
+            );
+            if !writable {
+                libc::mprotect(p, pages * PAGE, libc::PROT_READ);
+            }
+        }
+        addr as u64
+    }
+
+    fn unmapped(&self) -> u64 {
+        self.unmapped
+    }
+
+    fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        // SAFETY: callers only read buffers made by `buffer`, which are readable for `len`.
+        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), len) };
+        out
+    }
+
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno> {
+        // SAFETY: bpf(2) reads and writes user memory only through the kernel's checked copies;
+        // a bad pointer gives EFAULT, never a fault in this process.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd as libc::c_long,
+                attr,
+                size as libc::c_long,
+            )
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as i32)
+        }
+    }
+
+    fn close(&mut self, fd: i32) -> Result<(), Errno> {
+        // SAFETY: closing a number the scenario names; the child owns every fd past 2.
+        if unsafe { libc::close(fd) } < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open(&mut self, path: &str) -> Result<i32, Errno> {
+        let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: a valid NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            Err(errno())
+        } else {
+            Ok(fd)
+        }
+    }
+}
+
+/// `num_possible_cpus()` from /sys/devices/system/cpu/possible (`0-1`, `0,2-3`).
+pub fn possible_cpus() -> anyhow::Result<u32> {
+    let path = "/sys/devices/system/cpu/possible";
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    parse_cpu_list(s.trim()).with_context(|| format!("parsing {path}: {s:?}"))
+}
+
+pub fn parse_cpu_list(s: &str) -> anyhow::Result<u32> {
+    let mut n = 0u32;
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => n += b.trim().parse::<u32>()? - a.trim().parse::<u32>()? + 1,
+            None => {
+                part.trim().parse::<u32>()?;
+                n += 1
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    // SAFETY: uname fills a plain struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::from("unknown");
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether this process may create a bpf map (root on a kernel with bpf(2)); the reason if not.
+pub fn bpf_available() -> Result<(), String> {
+    let mut attr = [0u8; 80];
+    attr[0..4].copy_from_slice(&2u32.to_le_bytes()); // ARRAY
+    attr[4..8].copy_from_slice(&4u32.to_le_bytes());
+    attr[8..12].copy_from_slice(&4u32.to_le_bytes());
+    attr[12..16].copy_from_slice(&1u32.to_le_bytes());
+    // SAFETY: attr is a valid 80-byte buffer for the duration of the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            0 as libc::c_long,
+            attr.as_ptr(),
+            80 as libc::c_long,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "bpf(BPF_MAP_CREATE) on the host fails with {} (need root and a kernel with bpf(2))",
+            errno()
+        ));
+    }
+    // SAFETY: fd was just returned by bpf(2).
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Runs `f` in a forked child with only fds 0-2 open and returns what it produced.
+pub fn run_isolated(f: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    const SHARED: usize = 64 << 20;
+    // SAFETY: an anonymous shared mapping the child writes its result into.
+    let shm = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SHARED,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if shm == libc::MAP_FAILED {
+        bail!(
+            "mmap of the result area failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: fork; the child only runs `f` (no locks of other threads are needed: glibc
+    // makes malloc usable after fork) and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        unsafe { libc::munmap(shm, SHARED) };
+        bail!("fork failed: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the child: drop every inherited fd past 2, make sure 0-2 are open.
+        unsafe {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            for fd in 0..3 {
+                if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                }
+            }
+        }
+        let out = f();
+        let n = out.len().min(SHARED - 8);
+        // SAFETY: the shared area is SHARED bytes long.
+        unsafe {
+            std::ptr::copy_nonoverlapping((n as u64).to_le_bytes().as_ptr(), shm as *mut u8, 8);
+            std::ptr::copy_nonoverlapping(out.as_ptr(), (shm as *mut u8).add(8), n);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    let result = if r < 0 {
+        Err(anyhow::anyhow!(
+            "waitpid failed: {}",
+            std::io::Error::last_os_error()
+        ))
+    } else if libc::WIFSIGNALED(status) {
+        Err(anyhow::anyhow!(
+            "the scenario child died of signal {}",
+            libc::WTERMSIG(status)
+        ))
+    } else if libc::WEXITSTATUS(status) != 0 {
+        Err(anyhow::anyhow!(
+            "the scenario child exited with {}",
+            libc::WEXITSTATUS(status)
+        ))
+    } else {
+        let mut len = [0u8; 8];
+        // SAFETY: the child wrote a length and that many bytes.
+        unsafe { std::ptr::copy_nonoverlapping(shm as *const u8, len.as_mut_ptr(), 8) };
+        let n = (u64::from_le_bytes(len) as usize).min(SHARED - 8);
+        let mut out = vec![0u8; n];
+        unsafe { std::ptr::copy_nonoverlapping((shm as *const u8).add(8), out.as_mut_ptr(), n) };
+        Ok(out)
+    };
+    // SAFETY: the mapping made above; the child is gone.
+    unsafe { libc::munmap(shm, SHARED) };
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_count_every_cpu() {
+        assert_eq!(parse_cpu_list("0-1").unwrap(), 2);
+        assert_eq!(parse_cpu_list("0").unwrap(), 1);
+        assert_eq!(parse_cpu_list("0,2-3").unwrap(), 3);
+        assert!(parse_cpu_list("x").is_err());
+    }
+}

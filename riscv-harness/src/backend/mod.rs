@@ -1,0 +1,36 @@
+//! Backends: where a scenario's calls go. The [`model`] backend calls the syscall model with
+//! a simulated address space; the [`host`] backend calls the running kernel through
+//! `syscall(SYS_bpf, ..)` with real memory. The executor ([`crate::exec`]) drives both the same
+//! way, so their transcripts can be compared byte for byte.
+
+pub mod host;
+pub mod model;
+
+use syscall_model::Errno;
+
+/// An fd number that no scenario ever opens (`never` in a scenario).
+pub const NEVER_FD: i32 = 999;
+
+/// The byte user buffers start out with, so that bytes the kernel did not write stand out.
+pub const POISON: u8 = 0xa5;
+
+/// What the executor needs from a place that runs bpf(2).
+pub trait Backend {
+    /// `model` or `kernel`.
+    fn name(&self) -> &'static str;
+    /// `num_possible_cpus()` of the kernel behind it (per-CPU values have one slot each).
+    fn num_possible_cpus(&self) -> u32;
+    /// A fresh buffer holding `bytes` that ends exactly at a page boundary, followed by an
+    /// unmapped page, so any access past its end faults. Read-only unless `writable`.
+    fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64;
+    /// An address nothing is mapped at (`BAD` in a scenario).
+    fn unmapped(&self) -> u64;
+    /// The current contents of a buffer made by [`Backend::buffer`].
+    fn read(&self, addr: u64, len: usize) -> Vec<u8>;
+    /// `bpf(cmd, attr, size)`.
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno>;
+    /// `close(fd)`.
+    fn close(&mut self, fd: i32) -> Result<(), Errno>;
+    /// `open(path, O_RDONLY)` of a file that is not a bpf object.
+    fn open(&mut self, path: &str) -> Result<i32, Errno>;
+}

@@ -1,0 +1,99 @@
+//! The model backend: a [`syscall_model::Process`] with a simulated address space.
+
+use super::Backend;
+use std::sync::Arc;
+use syscall_model::trace::Tracer;
+use syscall_model::uaccess::{SimMemory, UserMemory};
+use syscall_model::{Cred, Errno, Kernel, KernelProfile, Process};
+
+const PAGE: u64 = 4096;
+/// Where the simulated buffers start (well away from NULL).
+const BASE: u64 = 0x7f00_0000_0000;
+/// Never mapped in the simulated space.
+const UNMAPPED: u64 = 0x7e00_dead_0000;
+
+pub struct ModelBackend {
+    process: Process,
+    mem: SimMemory,
+    next: u64,
+    tracer: Option<Box<dyn Tracer + Send>>,
+}
+
+impl ModelBackend {
+    /// A new kernel for `profile` and one root process in it.
+    pub fn new(profile: KernelProfile) -> ModelBackend {
+        let kernel = Kernel::new(profile);
+        ModelBackend::with_process(kernel.spawn(Cred::root()))
+    }
+
+    pub fn with_process(process: Process) -> ModelBackend {
+        ModelBackend {
+            process,
+            mem: SimMemory::new(),
+            next: BASE,
+            tracer: None,
+        }
+    }
+
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.process.kernel
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Reports every check of the following calls to `tracer`.
+    pub fn set_tracer(&mut self, tracer: Option<Box<dyn Tracer + Send>>) {
+        self.tracer = tracer;
+    }
+}
+
+impl Backend for ModelBackend {
+    fn name(&self) -> &'static str {
+        "model"
+    }
+
+    fn num_possible_cpus(&self) -> u32 {
+        self.process.kernel.profile.num_possible_cpus
+    }
+
+    fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64 {
+        let pages = (bytes.len() as u64).div_ceil(PAGE).max(1);
+        let start = self.next;
+        self.mem.map(start, pages * PAGE, writable);
+        // The next buffer starts after a guard page.
+        self.next = start + (pages + 1) * PAGE;
+        let addr = start + pages * PAGE - bytes.len() as u64;
+        self.mem.poke(addr, bytes);
+        addr
+    }
+
+    fn unmapped(&self) -> u64 {
+        UNMAPPED
+    }
+
+    fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+        self.mem
+            .peek(addr, len)
+            .into_iter()
+            .map(|b| b.unwrap_or(0))
+            .collect()
+    }
+
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno> {
+        let mem: &dyn UserMemory = &self.mem;
+        match self.tracer.as_deref_mut() {
+            Some(t) => self.process.bpf_traced(cmd, attr, size, mem, t),
+            None => self.process.bpf(cmd, attr, size, mem),
+        }
+    }
+
+    fn close(&mut self, fd: i32) -> Result<(), Errno> {
+        self.process.close(fd)
+    }
+
+    fn open(&mut self, path: &str) -> Result<i32, Errno> {
+        self.process.open_other(path)
+    }
+}

@@ -1,0 +1,836 @@
+//! Runs a scenario against a backend and writes its transcript.
+//!
+//! Each statement becomes a bpf(2) call with an attr built from its arguments (or a close,
+//! an open, a walk). The transcript echoes the scenario line by line, comments included, and
+//! appends the outcome of each call: `= 0`, `= -1 EEXIST`, `= 3 (m)` for a new fd, then every
+//! buffer the kernel wrote back, in the scenario's own literal syntax (`value=u64:10`). A
+//! buffer the call left alone is not printed. Fds are numbered as the kernel numbers them
+//! (the host backend runs each scenario in a process whose fds past 2 are closed), so a
+//! transcript is byte-identical on both backends when they agree.
+
+use crate::backend::{Backend, NEVER_FD, POISON};
+use crate::scenario::{Arg, Expect, Expr, Item, Scenario, Stmt};
+use crate::transcript::{Entry, Transcript};
+use std::collections::HashMap;
+use syscall_model::uapi::{elem_flags, map_flags, off, BpfCmd, MapType};
+use syscall_model::Errno;
+
+/// What the executor knows about a map it created, to size and print values.
+#[derive(Clone, Copy, Debug)]
+struct MapInfo {
+    map_type: MapType,
+    key_size: u32,
+    value_size: u32,
+}
+
+impl MapInfo {
+    fn percpu(&self) -> bool {
+        self.map_type.is_percpu_value()
+    }
+
+    fn slot(&self) -> usize {
+        (self.value_size as usize).div_ceil(8) * 8
+    }
+
+    fn syscall_value_size(&self, ncpus: u32) -> usize {
+        if self.percpu() {
+            self.slot() * ncpus as usize
+        } else if self.map_type.is_fd_map() {
+            4
+        } else {
+            self.value_size as usize
+        }
+    }
+}
+
+/// An error in the scenario itself (not in a call): an unknown argument, an unbound name.
+#[derive(Debug, Clone)]
+pub struct ScenarioError {
+    pub line: usize,
+    pub col: usize,
+    pub msg: String,
+}
+
+type Res<T> = Result<T, ScenarioError>;
+
+fn serr<T>(line: usize, col: usize, msg: impl Into<String>) -> Res<T> {
+    Err(ScenarioError {
+        line,
+        col,
+        msg: msg.into(),
+    })
+}
+
+/// A buffer whose contents are printed after the call if the call changed them.
+struct OutBuf {
+    field: &'static str,
+    addr: u64,
+    before: Vec<u8>,
+    /// Slot size for per-CPU values.
+    slot: Option<usize>,
+}
+
+struct Exec<'b> {
+    be: &'b mut dyn Backend,
+    names: HashMap<String, i32>,
+    maps: HashMap<i32, MapInfo>,
+    outs: Vec<OutBuf>,
+    calls: usize,
+    line: usize,
+}
+
+/// Checks every statement's call and argument names before anything runs.
+pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
+    for st in s.stmts() {
+        let allowed: &[&str] = match st.func.as_str() {
+            "map_create" => &[
+                "type",
+                "key_size",
+                "value_size",
+                "max_entries",
+                "flags",
+                "inner_map_fd",
+                "numa_node",
+                "name",
+                "ifindex",
+                "btf_fd",
+                "btf_key_type_id",
+                "btf_value_type_id",
+                "btf_vmlinux_value_type_id",
+                "map_extra",
+                "value_type_btf_obj_fd",
+                "map_token_fd",
+                "excl_prog_hash",
+                "excl_prog_hash_size",
+                "size",
+            ],
+            "lookup" | "update" | "lookup_and_delete" | "delete" => {
+                &["fd", "key", "value", "flags", "size"]
+            }
+            "get_next_key" => &["fd", "key", "next_key", "flags", "size"],
+            "freeze" => &["fd", "size"],
+            "raw" => &["cmd", "attr", "size"],
+            "close" | "walk" | "dump" | "open" => &[],
+            _ => &[],
+        };
+        let max_positional = match st.func.as_str() {
+            "map_create" | "raw" => 0,
+            "walk" | "dump" => 2,
+            _ => 1,
+        };
+        let mut positional = 0;
+        for a in &st.args {
+            match &a.name {
+                None => {
+                    positional += 1;
+                    if positional > max_positional {
+                        return serr(
+                            st.line,
+                            a.col,
+                            format!(
+                                "{} takes at most {max_positional} positional argument(s)",
+                                st.func
+                            ),
+                        );
+                    }
+                }
+                Some(n) if n.starts_with('@') => {
+                    if st.func == "raw" || st.func == "close" || st.func == "open" {
+                        return serr(
+                            st.line,
+                            a.col,
+                            format!("{} does not take @offset arguments", st.func),
+                        );
+                    }
+                }
+                Some(n) => {
+                    if !allowed.contains(&n.as_str()) {
+                        return serr(
+                            st.line,
+                            a.col,
+                            format!(
+                                "{} has no argument `{n}` (it takes: {})",
+                                st.func,
+                                allowed.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if st.bind.is_some() && !matches!(st.func.as_str(), "map_create" | "raw" | "open") {
+            return serr(st.line, 1, format!("{} returns no fd to name", st.func));
+        }
+    }
+    Ok(())
+}
+
+/// Runs every statement of `s` on `be`.
+pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
+    let mut t = Transcript {
+        scenario: s.name.clone(),
+        backend: be.name().to_string(),
+        entries: Vec::new(),
+    };
+    if let Err(e) = validate(s) {
+        t.entries.push(Entry::error(
+            e.line,
+            format!("!! scenario error at {}:{}: {}", e.line, e.col, e.msg),
+        ));
+        return t;
+    }
+    let mut ex = Exec {
+        be,
+        names: HashMap::new(),
+        maps: HashMap::new(),
+        outs: Vec::new(),
+        calls: 0,
+        line: 0,
+    };
+    for item in &s.items {
+        match item {
+            Item::Comment(c) => t.entries.push(Entry::text(c.clone())),
+            Item::Blank => t.entries.push(Entry::text(String::new())),
+            Item::Stmt(st) => {
+                ex.calls = 0;
+                ex.line = st.line;
+                let text = match ex.stmt(st) {
+                    Ok(text) => text,
+                    Err(e) => format!(
+                        "{}\n  !! scenario error at {}:{}: {}",
+                        st.text, e.line, e.col, e.msg
+                    ),
+                };
+                t.entries.push(Entry {
+                    line: st.line,
+                    text,
+                    calls: ex.calls,
+                });
+            }
+        }
+    }
+    t
+}
+
+/// The outcome of one call as printed: `= 0`, `= -1 EEXIST`.
+fn result_text(r: &Result<i32, Errno>) -> String {
+    match r {
+        Ok(v) => format!("= {v}"),
+        Err(e) => format!("= -1 {}", e.symbol()),
+    }
+}
+
+fn check_expect(st: &Stmt, r: &Result<i32, Errno>) -> Option<String> {
+    let want = st.expect.as_ref()?;
+    let ok = match (want, r) {
+        (Expect::Value(v), Ok(got)) => *v == *got as i64,
+        (Expect::AnyFd, Ok(got)) => *got >= 0,
+        (Expect::Errno(n), Err(e)) => e.name() == Some(n.as_str()),
+        _ => false,
+    };
+    if ok {
+        None
+    } else {
+        Some(match want {
+            Expect::Value(v) => format!("expected = {v}"),
+            Expect::AnyFd => "expected a new fd".to_string(),
+            Expect::Errno(n) => format!("expected = -1 {n}"),
+        })
+    }
+}
+
+/// Renders bytes in the scenario's literal syntax.
+pub fn render_bytes(b: &[u8], slot: Option<usize>) -> String {
+    if let Some(slot) = slot {
+        if slot > 0 && b.len() > slot && b.len() % slot == 0 {
+            let parts: Vec<String> = b.chunks(slot).map(|c| render_bytes(c, None)).collect();
+            return format!("[{}]", parts.join(", "));
+        }
+    }
+    let le = |n: usize| {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&b[..n]);
+        u64::from_le_bytes(v)
+    };
+    match b.len() {
+        1 => format!("u8:{}", b[0]),
+        2 => format!("u16:{}", le(2)),
+        4 => format!("u32:{}", le(4)),
+        8 => format!("u64:{}", le(8)),
+        _ => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("hex:{hex}")
+        }
+    }
+}
+
+impl Exec<'_> {
+    fn stmt(&mut self, st: &Stmt) -> Res<String> {
+        self.outs.clear();
+        match st.func.as_str() {
+            "walk" | "dump" => return self.walk(st),
+            "close" => {
+                let fd = self.fd_arg(st, 0)?;
+                let r = self.be.close(fd).map(|()| 0);
+                return Ok(self.finish(st, r));
+            }
+            "open" => {
+                let Some(Arg {
+                    value: Expr::Str(p),
+                    ..
+                }) = st.positional(0)
+                else {
+                    return serr(
+                        st.line,
+                        st.func_col,
+                        "open takes a path string: open(\"/dev/null\")",
+                    );
+                };
+                let path = String::from_utf8_lossy(p).into_owned();
+                if path != "/dev/null" && path != "/dev/zero" {
+                    return serr(
+                        st.line,
+                        st.func_col,
+                        "open() is for non-bpf files: \"/dev/null\" or \"/dev/zero\"",
+                    );
+                }
+                let r = self.be.open(&path);
+                return Ok(self.finish(st, r));
+            }
+            _ => {}
+        }
+        let (cmd, attr, size) = self.build(st)?;
+        let attr_addr = match attr {
+            AttrPtr::Addr(a) => a,
+            AttrPtr::Bytes(b) => self.be.buffer(&b, true),
+        };
+        self.calls += 1;
+        let r = self.be.bpf(cmd, attr_addr, size);
+        if st.func == "map_create" {
+            if let Ok(fd) = r {
+                self.maps.insert(fd, self.map_info(st)?);
+            }
+        }
+        Ok(self.finish(st, r))
+    }
+
+    /// The result line: the call, its outcome, the buffers it wrote, a failed expectation.
+    fn finish(&mut self, st: &Stmt, r: Result<i32, Errno>) -> String {
+        let mut out = format!("{} {}", st.text, result_text(&r));
+        if let (Some(name), Ok(fd)) = (&st.bind, &r) {
+            out.push_str(&format!(" ({name})"));
+            self.names.insert(name.clone(), *fd);
+        }
+        if st.func == "close" {
+            if let (Ok(_), Some(fd)) = (&r, self.fd_arg(st, 0).ok()) {
+                self.maps.remove(&fd);
+            }
+        }
+        for o in std::mem::take(&mut self.outs) {
+            let now = self.be.read(o.addr, o.before.len());
+            if now != o.before {
+                out.push_str(&format!(" {}={}", o.field, render_bytes(&now, o.slot)));
+            }
+        }
+        if let Some(msg) = check_expect(st, &r) {
+            out.push_str(&format!("\n  !! {msg}"));
+        }
+        out
+    }
+
+    fn map_info(&self, st: &Stmt) -> Res<MapInfo> {
+        let get = |n: &str, kind: Kind| -> Res<u64> {
+            match st.arg(n) {
+                Some(a) => self.int(&a.value, kind, st.line, a.col),
+                None => Ok(0),
+            }
+        };
+        Ok(MapInfo {
+            map_type: MapType(get("type", Kind::MapType)? as u32),
+            key_size: get("key_size", Kind::Plain)? as u32,
+            value_size: get("value_size", Kind::Plain)? as u32,
+        })
+    }
+
+    fn fd_arg(&self, st: &Stmt, i: usize) -> Res<i32> {
+        let a = match st.arg("fd").or_else(|| st.positional(i)) {
+            Some(a) => a,
+            None => return serr(st.line, st.func_col, format!("{} needs a map fd", st.func)),
+        };
+        Ok(self.int(&a.value, Kind::Fd, st.line, a.col)? as i32)
+    }
+
+    /// Builds the attr of a bpf call: (cmd, attr bytes or pointer, size).
+    fn build(&mut self, st: &Stmt) -> Res<(i32, AttrPtr, u32)> {
+        if st.func == "raw" {
+            let cmd = match st.arg("cmd") {
+                Some(a) => self.int(&a.value, Kind::Cmd, st.line, a.col)? as i32,
+                None => return serr(st.line, st.func_col, "raw needs cmd="),
+            };
+            let attr = match st.arg("attr") {
+                Some(a) => match &a.value {
+                    Expr::Name(n) if n == "NULL" => AttrPtr::Addr(0),
+                    Expr::Name(n) if n == "BAD" => AttrPtr::Addr(self.be.unmapped()),
+                    v => AttrPtr::Bytes(self.bytes(v, st.line, a.col)?),
+                },
+                None => AttrPtr::Addr(0),
+            };
+            let size = match (st.arg("size"), &attr) {
+                (Some(a), _) => self.int(&a.value, Kind::Plain, st.line, a.col)? as u32,
+                (None, AttrPtr::Bytes(b)) => b.len() as u32,
+                (None, AttrPtr::Addr(_)) => 0,
+            };
+            return Ok((cmd, attr, size));
+        }
+        let (cmd, natural) = match st.func.as_str() {
+            "map_create" => (BpfCmd::MAP_CREATE, 80),
+            "lookup" => (BpfCmd::MAP_LOOKUP_ELEM, 32),
+            "update" => (BpfCmd::MAP_UPDATE_ELEM, 32),
+            "delete" => (BpfCmd::MAP_DELETE_ELEM, 32),
+            "get_next_key" => (BpfCmd::MAP_GET_NEXT_KEY, 24),
+            "lookup_and_delete" => (BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM, 32),
+            "freeze" => (BpfCmd::MAP_FREEZE, 4),
+            f => return serr(st.line, st.func_col, format!("`{f}` is not a bpf call")),
+        };
+        let mut a = AttrBuf {
+            bytes: vec![0; natural],
+        };
+        if cmd == BpfCmd::MAP_CREATE {
+            self.build_map_create(st, &mut a)?;
+        } else {
+            self.build_elem(st, cmd, &mut a)?;
+        }
+        for arg in &st.args {
+            if let Some(off) = arg.name.as_deref().and_then(|n| n.strip_prefix('@')) {
+                let off: usize = off.parse().map_err(|_| ScenarioError {
+                    line: st.line,
+                    col: arg.col,
+                    msg: "bad offset".into(),
+                })?;
+                if off > 4096 {
+                    return serr(st.line, arg.col, "an @offset past 4096");
+                }
+                let b = self.bytes(&arg.value, st.line, arg.col)?;
+                a.put(off, &b);
+            }
+        }
+        let size = match st.arg("size") {
+            Some(s) => {
+                let v = self.int(&s.value, Kind::Plain, st.line, s.col)? as u32;
+                // A size past the built attr reads zeros there (the buffer grows), unless the
+                // size is absurd; then the kernel's own limit decides before any read.
+                if (v as usize) > a.bytes.len() && v <= 8192 {
+                    a.bytes.resize(v as usize, 0);
+                }
+                v
+            }
+            None => a.bytes.len() as u32,
+        };
+        Ok((cmd.0 as i32, AttrPtr::Bytes(a.bytes), size))
+    }
+
+    fn build_map_create(&mut self, st: &Stmt, a: &mut AttrBuf) -> Res<()> {
+        let fields: &[(&str, usize, Kind)] = &[
+            ("type", off::MAP_TYPE, Kind::MapType),
+            ("key_size", off::KEY_SIZE, Kind::Plain),
+            ("value_size", off::VALUE_SIZE, Kind::Plain),
+            ("max_entries", off::MAX_ENTRIES, Kind::Plain),
+            ("flags", off::MAP_FLAGS, Kind::MapFlags),
+            ("inner_map_fd", off::INNER_MAP_FD, Kind::Fd),
+            ("numa_node", off::NUMA_NODE, Kind::Plain),
+            ("ifindex", off::MAP_IFINDEX, Kind::Plain),
+            ("btf_fd", off::BTF_FD, Kind::Fd),
+            ("btf_key_type_id", off::BTF_KEY_TYPE_ID, Kind::Plain),
+            ("btf_value_type_id", off::BTF_VALUE_TYPE_ID, Kind::Plain),
+            (
+                "btf_vmlinux_value_type_id",
+                off::BTF_VMLINUX_VALUE_TYPE_ID,
+                Kind::Plain,
+            ),
+            (
+                "value_type_btf_obj_fd",
+                off::VALUE_TYPE_BTF_OBJ_FD,
+                Kind::Fd,
+            ),
+            ("map_token_fd", off::MAP_TOKEN_FD, Kind::Fd),
+            ("excl_prog_hash_size", off::EXCL_PROG_HASH_SIZE, Kind::Plain),
+        ];
+        for (name, offset, kind) in fields {
+            if let Some(arg) = st.arg(name) {
+                let v = self.int(&arg.value, *kind, st.line, arg.col)?;
+                a.put(*offset, &(v as u32).to_le_bytes());
+            }
+        }
+        if let Some(arg) = st.arg("map_extra") {
+            let v = self.int(&arg.value, Kind::Plain, st.line, arg.col)?;
+            a.put(off::MAP_EXTRA, &v.to_le_bytes());
+        }
+        if let Some(arg) = st.arg("name") {
+            let b = self.bytes(&arg.value, st.line, arg.col)?;
+            if b.len() > 16 {
+                return serr(st.line, arg.col, "a map name is at most 16 bytes");
+            }
+            a.put(off::MAP_NAME, &b);
+        }
+        if let Some(arg) = st.arg("excl_prog_hash") {
+            let p = self.ptr(&arg.value, None, st.line, arg.col)?;
+            a.put(off::EXCL_PROG_HASH, &p.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn build_elem(&mut self, st: &Stmt, cmd: BpfCmd, a: &mut AttrBuf) -> Res<()> {
+        let fd = self.fd_arg(st, 0)?;
+        a.put(off::MAP_FD, &(fd as u32).to_le_bytes());
+        let info = self.maps.get(&fd).copied();
+        let ncpus = self.be.num_possible_cpus();
+        let key_len = info.map(|m| m.key_size as usize).unwrap_or(4);
+        let value_len = info.map(|m| m.syscall_value_size(ncpus)).unwrap_or(8);
+        let slot = info.filter(|m| m.percpu()).map(|m| m.slot());
+        if let Some(arg) = st.arg("key") {
+            let p = self.ptr(&arg.value, None, st.line, arg.col)?;
+            a.put(off::KEY, &p.to_le_bytes());
+        }
+        let (vfield, default_out) = match cmd {
+            BpfCmd::MAP_GET_NEXT_KEY => ("next_key", Some((key_len, None))),
+            BpfCmd::MAP_LOOKUP_ELEM | BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM => {
+                ("value", Some((value_len, slot)))
+            }
+            _ => ("value", None),
+        };
+        match st.arg(vfield) {
+            Some(arg) => {
+                // Output fields print what the kernel wrote; input fields do not.
+                let out = default_out.map(|(_, s)| (vfield_static(vfield), s));
+                let p = self.ptr(&arg.value, out, st.line, arg.col)?;
+                a.put(off::VALUE, &p.to_le_bytes());
+            }
+            None => {
+                if let Some((len, slot)) = default_out {
+                    let p = self.out_buf(vfield_static(vfield), len, slot);
+                    a.put(off::VALUE, &p.to_le_bytes());
+                }
+            }
+        }
+        if let Some(arg) = st.arg("flags") {
+            let v = self.int(&arg.value, Kind::ElemFlags, st.line, arg.col)?;
+            a.put(off::FLAGS, &v.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn out_buf(&mut self, field: &'static str, len: usize, slot: Option<usize>) -> u64 {
+        let before = vec![POISON; len];
+        let addr = self.be.buffer(&before, true);
+        self.outs.push(OutBuf {
+            field,
+            addr,
+            before,
+            slot,
+        });
+        addr
+    }
+
+    /// A pointer field: NULL, BAD, a raw address, `out(N)`, `ro(..)`, or a literal buffer.
+    /// `out` says how to print the buffer if the kernel writes into it.
+    fn ptr(
+        &mut self,
+        e: &Expr,
+        out: Option<(&'static str, Option<usize>)>,
+        line: usize,
+        col: usize,
+    ) -> Res<u64> {
+        match e {
+            Expr::Name(n) if n == "NULL" => Ok(0),
+            Expr::Name(n) if n == "BAD" => Ok(self.be.unmapped()),
+            Expr::Int(v) => Ok(*v as u64),
+            Expr::Call(f, args) if f == "out" => {
+                let [Expr::Int(n)] = args.as_slice() else {
+                    return serr(line, col, "out(N) takes a byte count");
+                };
+                if *n < 0 || *n > 1 << 20 {
+                    return serr(line, col, "out(N): N between 0 and 1 MiB");
+                }
+                let (field, slot) = out.unwrap_or(("out", None));
+                Ok(self.out_buf(field, *n as usize, slot))
+            }
+            Expr::Call(f, args) if f == "ro" => {
+                let [inner] = args.as_slice() else {
+                    return serr(line, col, "ro(..) takes one literal");
+                };
+                let b = self.bytes(inner, line, col)?;
+                Ok(self.be.buffer(&b, false))
+            }
+            v => {
+                let b = self.bytes(v, line, col)?;
+                let addr = self.be.buffer(&b, true);
+                if let Some((field, slot)) = out {
+                    self.outs.push(OutBuf {
+                        field,
+                        addr,
+                        before: b,
+                        slot,
+                    });
+                }
+                Ok(addr)
+            }
+        }
+    }
+
+    /// A byte literal.
+    fn bytes(&mut self, e: &Expr, line: usize, col: usize) -> Res<Vec<u8>> {
+        match e {
+            Expr::Bytes(b) => Ok(b.clone()),
+            Expr::Str(s) => Ok(s.clone()),
+            Expr::List(items) => {
+                let mut out = Vec::new();
+                for i in items {
+                    out.extend(self.bytes(i, line, col)?);
+                }
+                Ok(out)
+            }
+            Expr::Call(f, args) => match (f.as_str(), args.as_slice()) {
+                ("zero", [Expr::Int(n)]) if (0..=1 << 20).contains(n) => Ok(vec![0; *n as usize]),
+                ("fd", [v]) => Ok((self.int(v, Kind::Fd, line, col)? as u32).to_le_bytes().to_vec()),
+                ("ptr", [v]) => Ok(self.ptr(v, None, line, col)?.to_le_bytes().to_vec()),
+                ("percpu", vals) if !vals.is_empty() => {
+                    let mut slots = Vec::new();
+                    for v in vals {
+                        slots.push(self.bytes(v, line, col)?);
+                    }
+                    let width = slots.iter().map(Vec::len).max().unwrap_or(0).div_ceil(8) * 8;
+                    let mut out = Vec::new();
+                    for cpu in 0..self.be.num_possible_cpus() as usize {
+                        let mut s = slots[cpu % slots.len()].clone();
+                        s.resize(width, 0);
+                        out.extend(s);
+                    }
+                    Ok(out)
+                }
+                _ => serr(line, col, format!("{f}(..) is not a byte literal here (zero(N), fd(name), ptr(..), percpu(..))")),
+            },
+            other => serr(line, col, format!("expected a byte literal such as u32:1 or hex:00ff, found {other:?}")),
+        }
+    }
+
+    /// An integer field.
+    fn int(&self, e: &Expr, kind: Kind, line: usize, col: usize) -> Res<u64> {
+        match e {
+            Expr::Int(v) => Ok(*v as u64),
+            Expr::Or(parts) => {
+                let mut v = 0;
+                for p in parts {
+                    v |= self.int(p, kind, line, col)?;
+                }
+                Ok(v)
+            }
+            Expr::Bytes(b) if b.len() <= 8 => {
+                let mut x = [0u8; 8];
+                x[..b.len()].copy_from_slice(b);
+                Ok(u64::from_le_bytes(x))
+            }
+            Expr::Name(n) => self.name(n, kind).map_or_else(
+                || {
+                    serr(
+                        line,
+                        col,
+                        format!("unknown name `{n}` for {}", kind.describe()),
+                    )
+                },
+                Ok,
+            ),
+            other => serr(
+                line,
+                col,
+                format!("expected a number for {}, found {other:?}", kind.describe()),
+            ),
+        }
+    }
+
+    fn name(&self, n: &str, kind: Kind) -> Option<u64> {
+        if let Some(fd) = self.names.get(n) {
+            return Some(*fd as u32 as u64);
+        }
+        match kind {
+            Kind::Fd => match n {
+                "never" => Some(NEVER_FD as u64),
+                "stdin" => Some(0),
+                _ => None,
+            },
+            Kind::MapType => MapType::from_name(n).map(|t| t.0 as u64),
+            Kind::Cmd => BpfCmd::from_name(n).map(|c| c.0 as u64),
+            Kind::MapFlags => map_flags::NAMES
+                .iter()
+                .find(|(name, _)| *name == n || n.strip_prefix("BPF_F_") == Some(name))
+                .map(|(_, b)| *b as u64),
+            Kind::ElemFlags => match n {
+                "ANY" | "BPF_ANY" => Some(elem_flags::BPF_ANY),
+                _ => elem_flags::NAMES
+                    .iter()
+                    .find(|(name, _)| *name == n || n.strip_prefix("BPF_") == Some(name))
+                    .map(|(_, b)| *b),
+            },
+            Kind::Plain => None,
+        }
+    }
+
+    /// `walk(m)` / `dump(m)`: get_next_key from NULL until it fails; `dump` also looks each
+    /// key up. `unordered` sorts the result, for hash maps whose seed is random.
+    fn walk(&mut self, st: &Stmt) -> Res<String> {
+        let fd = self.fd_arg(st, 0)?;
+        let unordered = match st.positional(1) {
+            None => false,
+            Some(Arg {
+                value: Expr::Name(n),
+                ..
+            }) if n == "unordered" => true,
+            Some(a) => {
+                return serr(
+                    st.line,
+                    a.col,
+                    "the second argument of walk/dump can only be `unordered`",
+                )
+            }
+        };
+        let dump = st.func == "dump";
+        let Some(info) = self.maps.get(&fd).copied() else {
+            return serr(
+                st.line,
+                st.func_col,
+                format!("{} needs a map this scenario created", st.func),
+            );
+        };
+        let ncpus = self.be.num_possible_cpus();
+        let klen = info.key_size as usize;
+        let vlen = info.syscall_value_size(ncpus);
+        let slot = info.percpu().then(|| info.slot());
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut end = Err(Errno::ENOENT);
+        let mut prev: Option<u64> = None;
+        for _ in 0..100_000 {
+            let next = self.be.buffer(&vec![POISON; klen], true);
+            let mut a = AttrBuf { bytes: vec![0; 24] };
+            a.put(off::MAP_FD, &(fd as u32).to_le_bytes());
+            a.put(off::KEY, &prev.unwrap_or(0).to_le_bytes());
+            a.put(off::VALUE, &next.to_le_bytes());
+            let addr = self.be.buffer(&a.bytes, true);
+            self.calls += 1;
+            match self.be.bpf(BpfCmd::MAP_GET_NEXT_KEY.0 as i32, addr, 24) {
+                Ok(_) => {
+                    keys.push(self.be.read(next, klen));
+                    prev = Some(next);
+                }
+                Err(e) => {
+                    end = Err(e);
+                    break;
+                }
+            }
+        }
+        let mut rows: Vec<(Vec<u8>, Option<Result<Vec<u8>, Errno>>)> = Vec::new();
+        for k in keys {
+            let v = if dump {
+                let kaddr = self.be.buffer(&k, true);
+                let vaddr = self.be.buffer(&vec![POISON; vlen], true);
+                let mut a = AttrBuf { bytes: vec![0; 32] };
+                a.put(off::MAP_FD, &(fd as u32).to_le_bytes());
+                a.put(off::KEY, &kaddr.to_le_bytes());
+                a.put(off::VALUE, &vaddr.to_le_bytes());
+                let addr = self.be.buffer(&a.bytes, true);
+                self.calls += 1;
+                Some(
+                    self.be
+                        .bpf(BpfCmd::MAP_LOOKUP_ELEM.0 as i32, addr, 32)
+                        .map(|_| self.be.read(vaddr, vlen)),
+                )
+            } else {
+                None
+            };
+            rows.push((k, v));
+        }
+        if unordered {
+            rows.sort();
+        }
+        let n = rows.len();
+        let what = if dump { "elements" } else { "keys" };
+        let order = if unordered { ", sorted" } else { "" };
+        let mut out = format!(
+            "{} = {n} {what}{order}, then {}",
+            st.text,
+            result_text(&end).trim_start_matches("= ")
+        );
+        for (k, v) in rows {
+            let k = render_bytes(&k, None);
+            match v {
+                None => out.push_str(&format!("\n  {k}")),
+                Some(Ok(v)) => out.push_str(&format!("\n  {k} => {}", render_bytes(&v, slot))),
+                Some(Err(e)) => out.push_str(&format!("\n  {k} => lookup -1 {}", e.symbol())),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn vfield_static(f: &str) -> &'static str {
+    if f == "next_key" {
+        "next_key"
+    } else {
+        "value"
+    }
+}
+
+enum AttrPtr {
+    Addr(u64),
+    Bytes(Vec<u8>),
+}
+
+struct AttrBuf {
+    bytes: Vec<u8>,
+}
+
+impl AttrBuf {
+    fn put(&mut self, off: usize, b: &[u8]) {
+        if self.bytes.len() < off + b.len() {
+            self.bytes.resize(off + b.len(), 0);
+        }
+        self.bytes[off..off + b.len()].copy_from_slice(b);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    Fd,
+    MapType,
+    MapFlags,
+    ElemFlags,
+    Cmd,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Plain => "a number",
+            Kind::Fd => "an fd (a bound name, `never`, `stdin` or a number)",
+            Kind::MapType => "a map type (HASH, ARRAY, ...)",
+            Kind::MapFlags => "map flags (NO_PREALLOC, ZERO_SEED, ...)",
+            Kind::ElemFlags => "element flags (ANY, NOEXIST, EXIST, F_LOCK)",
+            Kind::Cmd => "a command (MAP_CREATE, ... or a number)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_render_as_literals() {
+        assert_eq!(render_bytes(&[1, 0, 0, 0], None), "u32:1");
+        assert_eq!(render_bytes(&[10, 0, 0, 0, 0, 0, 0, 0], None), "u64:10");
+        assert_eq!(render_bytes(&[1, 2, 3], None), "hex:010203");
+        assert_eq!(
+            render_bytes(&[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], Some(8)),
+            "[u64:1, u64:2]"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Running scenario files on backends: collecting files, choosing the model's profile for
+//! the host, isolating kernel runs, and summing up.
+
+use crate::backend::host::{self, HostBackend};
+use crate::backend::model::ModelBackend;
+use crate::exec;
+use crate::scenario::{self, Scenario};
+use crate::transcript::{compare, render_divergence, Transcript};
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use syscall_model::{Arch, KernelProfile};
+
+/// Every `.bpfs` file named, or found under a named folder, sorted.
+pub fn collect_scenarios(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk_dir(p, &mut out).with_context(|| format!("reading {}", p.display()))?;
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such scenario file or folder", p.display());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk_dir(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "bpfs") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Parses every file; the first error stops with `file:line:col`.
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    for p in collect_scenarios(paths)? {
+        let s = scenario::parse_file(&p)?;
+        if let Err(e) = exec::validate(&s) {
+            bail!("{}:{}:{}: {}", p.display(), e.line, e.col, e.msg);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The model profile for the running kernel, and a warning when no profile matches exactly.
+pub fn host_profile() -> anyhow::Result<(KernelProfile, Option<String>)> {
+    let release = host::kernel_release();
+    let ncpus = host::possible_cpus()?;
+    let arch = Arch::native().context("the model knows x86_64 and riscv64 only")?;
+    match KernelProfile::for_release(&release, arch, ncpus) {
+        Some(p) => Ok((p, None)),
+        None => Ok((
+            KernelProfile::linux_6_18(arch, ncpus),
+            Some(format!(
+                "no model profile for Linux {release}; using {}",
+                KernelProfile::linux_6_18(arch, ncpus).label()
+            )),
+        )),
+    }
+}
+
+/// One scenario on the model.
+pub fn run_model(s: &Scenario, profile: &KernelProfile) -> Transcript {
+    let mut be = ModelBackend::new(profile.clone());
+    exec::run(s, &mut be)
+}
+
+/// One scenario on the host kernel, in a forked child with a fresh fd table.
+pub fn run_kernel(s: &Scenario) -> anyhow::Result<Transcript> {
+    let out = host::run_isolated(|| match HostBackend::new() {
+        Ok(mut be) => exec::run(s, &mut be).encode(),
+        Err(e) => format!("\x01{e:#}").into_bytes(),
+    })?;
+    if let Some(msg) = out.strip_prefix(b"\x01") {
+        bail!("{}", String::from_utf8_lossy(msg));
+    }
+    Transcript::decode(&out).context("the scenario child returned a garbled transcript")
+}
+
+/// What `bpfmodel run --backend both` counts.
+#[derive(Default, Debug)]
+pub struct Summary {
+    pub scenarios: usize,
+    pub calls: usize,
+    pub divergences: usize,
+    pub problems: usize,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!(
+            "{} scenarios, {} calls, {} divergences",
+            self.scenarios, self.calls, self.divergences
+        )
+    }
+}
+
+/// Runs every scenario on the model and the host kernel; writes each divergence and problem
+/// to `out` as it is found.
+pub fn run_both(
+    scenarios: &[Scenario],
+    profile: &KernelProfile,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Summary> {
+    let mut sum = Summary::default();
+    for s in scenarios {
+        let model = run_model(s, profile);
+        let kernel =
+            run_kernel(s).with_context(|| format!("running {} on the kernel", s.path.display()))?;
+        sum.scenarios += 1;
+        sum.calls += kernel.calls();
+        let path = s.path.display().to_string();
+        for d in compare(&model, &kernel) {
+            sum.divergences += 1;
+            write!(out, "{}", render_divergence(&path, &d, "model", "kernel"))?;
+        }
+        for (t, who) in [(&model, "model"), (&kernel, "kernel")] {
+            for (line, p) in t.problems() {
+                sum.problems += 1;
+                writeln!(out, "{path}:{line}: {who}: {p}")?;
+            }
+        }
+    }
+    Ok(sum)
+}
