@@ -252,11 +252,19 @@ pub fn render_bytes(b: &[u8], slot: Option<usize>) -> String {
         v[..n].copy_from_slice(&b[..n]);
         u64::from_le_bytes(v)
     };
+    // Small numbers read best in decimal, large ones (addresses, patterns) in hex.
+    let num = |ty: &str, v: u64| {
+        if v < 1 << 16 {
+            format!("{ty}:{v}")
+        } else {
+            format!("{ty}:{v:#x}")
+        }
+    };
     match b.len() {
-        1 => format!("u8:{}", b[0]),
-        2 => format!("u16:{}", le(2)),
-        4 => format!("u32:{}", le(4)),
-        8 => format!("u64:{}", le(8)),
+        1 => num("u8", le(1)),
+        2 => num("u16", le(2)),
+        4 => num("u32", le(4)),
+        8 => num("u64", le(8)),
         _ => {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             format!("hex:{hex}")
