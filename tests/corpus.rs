@@ -18,7 +18,11 @@ fn the_corpus_has_at_least_80_scenarios() {
 #[test]
 fn every_scenario_starts_with_a_comment_saying_what_it_shows() {
     for s in corpus() {
-        assert!(!s.description().is_empty(), "{} has no leading comment", s.path.display());
+        assert!(
+            !s.description().is_empty(),
+            "{} has no leading comment",
+            s.path.display()
+        );
         assert!(s.stmts().count() > 0, "{} makes no call", s.path.display());
     }
 }
@@ -27,6 +31,10 @@ fn every_scenario_starts_with_a_comment_saying_what_it_shows() {
 fn every_scenario_is_short() {
     for s in corpus() {
         let n = s.stmts().count();
-        assert!(n <= 40, "{} has {n} calls; one idea per file", s.path.display());
+        assert!(
+            n <= 40,
+            "{} has {n} calls; one idea per file",
+            s.path.display()
+        );
     }
 }

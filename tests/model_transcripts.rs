@@ -11,11 +11,37 @@ fn model_transcript_of_every_scenario() {
         let s = scenario::parse_file(path).unwrap_or_else(|e| panic!("{e}"));
         let t = riscv_harness::runner::run_model(&s, &profile);
         let mut settings = insta::Settings::clone_current();
-        settings.set_description(s.description());
-        settings.set_info(&format!("model {}", profile.label()));
+        settings.set_description(format!("{} [model {}]", s.description(), profile.label()));
         settings.set_omit_expression(true);
         settings.bind(|| insta::assert_snapshot!(t.render()));
         assert!(exec::validate(&s).is_ok());
-        assert!(t.problems().is_empty(), "{}: {:?}", path.display(), t.problems());
+        assert!(
+            t.problems().is_empty(),
+            "{}: {:?}",
+            path.display(),
+            t.problems()
+        );
     });
+}
+
+/// A snapshot whose scenario was renamed or removed would never be checked again.
+#[test]
+fn every_snapshot_belongs_to_a_scenario() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+    let prefix = "model_transcripts__model_transcript_of_every_scenario@";
+    for e in std::fs::read_dir(root.join("snapshots")).expect("tests/snapshots") {
+        let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(".snap"))
+        else {
+            continue;
+        };
+        let scenario = root.join("scenarios").join(rest.replace("__", "/"));
+        assert!(
+            scenario.is_file(),
+            "snapshot {name} has no scenario {}",
+            scenario.display()
+        );
+    }
 }

@@ -242,7 +242,7 @@ fn check_expect(st: &Stmt, r: &Result<i32, Errno>) -> Option<String> {
 /// Renders bytes in the scenario's literal syntax.
 pub fn render_bytes(b: &[u8], slot: Option<usize>) -> String {
     if let Some(slot) = slot {
-        if slot > 0 && b.len() > slot && b.len() % slot == 0 {
+        if slot > 0 && b.len() > slot && b.len().is_multiple_of(slot) {
             let parts: Vec<String> = b.chunks(slot).map(|c| render_bytes(c, None)).collect();
             return format!("[{}]", parts.join(", "));
         }
@@ -734,7 +734,7 @@ impl Exec<'_> {
                 }
             }
         }
-        let mut rows: Vec<(Vec<u8>, Option<Result<Vec<u8>, Errno>>)> = Vec::new();
+        let mut rows: Vec<WalkRow> = Vec::new();
         for k in keys {
             let v = if dump {
                 let kaddr = self.be.buffer(&k, true);
@@ -785,6 +785,9 @@ fn vfield_static(f: &str) -> &'static str {
         "value"
     }
 }
+
+/// A key of a walk, and for a dump the outcome of its lookup.
+type WalkRow = (Vec<u8>, Option<Result<Vec<u8>, Errno>>);
 
 enum AttrPtr {
     Addr(u64),

@@ -560,7 +560,7 @@ impl Parser<'_> {
                 .map(|c| c.1)
                 .filter(|c| *c != '_')
                 .collect();
-            if text.len() % 2 != 0 {
+            if !text.len().is_multiple_of(2) {
                 return self.err_at(start, "hex: needs an even number of digits");
             }
             let bytes = (0..text.len() / 2)

@@ -176,7 +176,7 @@ struct Htab {
 impl Htab {
     /// `htab_map_hash()`: jhash2 over words when the key is a multiple of 4 bytes.
     fn hash(&self, key: &[u8]) -> u32 {
-        if key.len() % 4 == 0 {
+        if key.len().is_multiple_of(4) {
             let words: Vec<u32> = key
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))

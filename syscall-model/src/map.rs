@@ -134,8 +134,8 @@ impl MapIdr {
         };
         let mut id = start;
         loop {
-            if !self.maps.contains_key(&id) {
-                self.maps.insert(id, Arc::downgrade(map));
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.maps.entry(id) {
+                slot.insert(Arc::downgrade(map));
                 self.next = id + 1;
                 return Ok(id);
             }
