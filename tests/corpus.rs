@@ -51,7 +51,10 @@ fn reached_failures() -> std::collections::BTreeSet<String> {
     impl Tracer for Collect {
         fn step(&mut self, s: Step) {
             if let Verdict::Fail(e) = s.verdict {
-                self.0.lock().unwrap().insert(format!("{} {}: {}", s.func, e, s.rule));
+                self.0
+                    .lock()
+                    .unwrap()
+                    .insert(format!("{} {}: {}", s.func, e, s.rule));
             }
         }
     }
@@ -74,7 +77,11 @@ fn the_corpus_reaches_every_errno_path() {
     let text = std::fs::read_to_string(&path).expect("tests/errno_paths.txt");
     let mut reachable = std::collections::BTreeSet::new();
     let mut unreachable = std::collections::BTreeSet::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         match line.split_once(" -- ") {
             Some((path, _why)) => unreachable.insert(path.trim().to_string()),
             None => reachable.insert(line.to_string()),
@@ -82,11 +89,23 @@ fn the_corpus_reaches_every_errno_path() {
     }
     let reached = reached_failures();
     let missing: Vec<_> = reachable.difference(&reached).collect();
-    assert!(missing.is_empty(), "errno paths the corpus no longer reaches: {missing:?}");
-    let unknown: Vec<_> = reached.iter().filter(|r| !reachable.contains(*r) && !unreachable.contains(*r)).collect();
-    assert!(unknown.is_empty(), "errno paths missing from tests/errno_paths.txt: {unknown:?}");
+    assert!(
+        missing.is_empty(),
+        "errno paths the corpus no longer reaches: {missing:?}"
+    );
+    let unknown: Vec<_> = reached
+        .iter()
+        .filter(|r| !reachable.contains(*r) && !unreachable.contains(*r))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "errno paths missing from tests/errno_paths.txt: {unknown:?}"
+    );
     let now_reached: Vec<_> = unreachable.intersection(&reached).collect();
-    assert!(now_reached.is_empty(), "paths listed as unreachable that the corpus reaches: {now_reached:?}");
+    assert!(
+        now_reached.is_empty(),
+        "paths listed as unreachable that the corpus reaches: {now_reached:?}"
+    );
 }
 
 /// Every check in the model's source, as `ERRNO: rule`: the `check!(.. => Errno::X, "rule"`,
@@ -115,7 +134,9 @@ fn check_sites_in_source() -> std::collections::BTreeSet<String> {
         None
     }
     fn ident(s: &str) -> String {
-        s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
     }
     let mut sites = std::collections::BTreeSet::new();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../syscall-model/src");
@@ -125,14 +146,20 @@ fn check_sites_in_source() -> std::collections::BTreeSet<String> {
             files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
             continue;
         }
-        if p.extension().is_none_or(|x| x != "rs") || p.ends_with("ctx.rs") || p.ends_with("trace.rs") {
+        if p.extension().is_none_or(|x| x != "rs")
+            || p.ends_with("ctx.rs")
+            || p.ends_with("trace.rs")
+        {
             continue;
         }
         let src = std::fs::read_to_string(&p).unwrap();
         for (i, _) in src.match_indices("=> Errno::") {
             let after = &src[i + "=> Errno::".len()..];
             let errno = ident(after);
-            let rest = after[errno.len()..].trim_start().strip_prefix(',').unwrap_or("");
+            let rest = after[errno.len()..]
+                .trim_start()
+                .strip_prefix(',')
+                .unwrap_or("");
             if let Some(rule) = string_at(rest) {
                 sites.insert(format!("{errno}: {rule}"));
             }
@@ -176,7 +203,14 @@ fn errno_paths_lists_every_check_in_the_model() {
         })
         .collect();
     let sites = check_sites_in_source();
-    assert!(sites.len() > 50, "the source scan found only {} checks", sites.len());
+    assert!(
+        sites.len() > 50,
+        "the source scan found only {} checks",
+        sites.len()
+    );
     let unlisted: Vec<_> = sites.difference(&listed).collect();
-    assert!(unlisted.is_empty(), "checks missing from tests/errno_paths.txt: {unlisted:#?}");
+    assert!(
+        unlisted.is_empty(),
+        "checks missing from tests/errno_paths.txt: {unlisted:#?}"
+    );
 }
