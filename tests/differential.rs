@@ -3,13 +3,13 @@
 //! Needs root and a kernel with bpf(2). Without them the test prints a SKIP line, except
 //! under CI=true, where a missing bpf() is a failure: CI must really compare.
 
-use riscv_harness::backend::host;
+use riscv_harness::backend::kernel;
 use riscv_harness::runner;
 use std::path::PathBuf;
 
 #[test]
 fn model_and_host_kernel_agree_on_every_scenario() {
-    if let Err(why) = host::bpf_available() {
+    if let Err(why) = kernel::bpf_available() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but the host kernel cannot be compared: {why}");
         }

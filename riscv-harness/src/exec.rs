@@ -9,9 +9,10 @@
 //! transcript is byte-identical on both backends when they agree.
 
 use crate::backend::{Backend, NEVER_FD, POISON};
-use crate::scenario::{Arg, Expect, Expr, Item, Scenario, Stmt};
+use crate::scenario::{Arg, ExpectValue, Expr, Item, Scenario, Stmt};
 use crate::transcript::{Entry, Transcript};
 use std::collections::HashMap;
+use syscall_model::profile::KernelVersion;
 use syscall_model::uapi::{elem_flags, map_flags, off, BpfCmd, MapType};
 use syscall_model::Errno;
 
@@ -109,7 +110,7 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             }
             "get_next_key" => &["fd", "key", "next_key", "flags", "size"],
             "freeze" => &["fd", "size"],
-            "raw" => &["cmd", "attr", "size"],
+            "raw" => &["cmd", "attr", "size", "common", "common_size"],
             "close" | "walk" | "dump" | "open" => &[],
             _ => &[],
         };
@@ -220,21 +221,21 @@ fn result_text(r: &Result<i32, Errno>) -> String {
     }
 }
 
-fn check_expect(st: &Stmt, r: &Result<i32, Errno>) -> Option<String> {
-    let want = st.expect.as_ref()?;
+fn check_expect(st: &Stmt, r: &Result<i32, Errno>, version: KernelVersion) -> Option<String> {
+    let want = st.expect.as_ref()?.for_version(version)?;
     let ok = match (want, r) {
-        (Expect::Value(v), Ok(got)) => *v == *got as i64,
-        (Expect::AnyFd, Ok(got)) => *got >= 0,
-        (Expect::Errno(n), Err(e)) => e.name() == Some(n.as_str()),
+        (ExpectValue::Value(v), Ok(got)) => *v == *got as i64,
+        (ExpectValue::AnyFd, Ok(got)) => *got >= 0,
+        (ExpectValue::Errno(n), Err(e)) => e.name() == Some(n.as_str()),
         _ => false,
     };
     if ok {
         None
     } else {
         Some(match want {
-            Expect::Value(v) => format!("expected = {v}"),
-            Expect::AnyFd => "expected a new fd".to_string(),
-            Expect::Errno(n) => format!("expected = -1 {n}"),
+            ExpectValue::Value(v) => format!("expected = {v}"),
+            ExpectValue::AnyFd => "expected a new fd".to_string(),
+            ExpectValue::Errno(n) => format!("expected = -1 {n}"),
         })
     }
 }
@@ -312,14 +313,28 @@ impl Exec<'_> {
             AttrPtr::Addr(a) => a,
             AttrPtr::Bytes(b) => self.be.buffer(&b, true),
         };
+        let common = self.common_args(st)?;
         self.calls += 1;
-        let r = self.be.bpf(cmd, attr_addr, size);
+        let r = self.be.bpf(cmd, attr_addr, size, common);
         if st.func == "map_create" {
             if let Ok(fd) = r {
                 self.maps.insert(fd, self.map_info(st)?);
             }
         }
         Ok(self.finish(st, r))
+    }
+
+    /// `raw(.., common=PTR, common_size=N)`: 7.2's common attrs; zeros otherwise.
+    fn common_args(&mut self, st: &Stmt) -> Res<(u64, u32)> {
+        let ptr = match st.arg("common") {
+            Some(a) => self.ptr(&a.value, None, st.line, a.col)?,
+            None => 0,
+        };
+        let size = match st.arg("common_size") {
+            Some(a) => self.int(&a.value, Kind::Plain, st.line, a.col)? as u32,
+            None => 0,
+        };
+        Ok((ptr, size))
     }
 
     /// The result line: the call, its outcome, the buffers it wrote, a failed expectation.
@@ -340,7 +355,7 @@ impl Exec<'_> {
                 out.push_str(&format!(" {}={}", o.field, render_bytes(&now, o.slot)));
             }
         }
-        if let Some(msg) = check_expect(st, &r) {
+        if let Some(msg) = check_expect(st, &r, self.be.kernel_version()) {
             out.push_str(&format!("\n  !! {msg}"));
         }
         out
@@ -723,7 +738,10 @@ impl Exec<'_> {
             a.put(off::VALUE, &next.to_le_bytes());
             let addr = self.be.buffer(&a.bytes, true);
             self.calls += 1;
-            match self.be.bpf(BpfCmd::MAP_GET_NEXT_KEY.0 as i32, addr, 24) {
+            match self
+                .be
+                .bpf(BpfCmd::MAP_GET_NEXT_KEY.0 as i32, addr, 24, (0, 0))
+            {
                 Ok(_) => {
                     keys.push(self.be.read(next, klen));
                     prev = Some(next);
@@ -747,7 +765,7 @@ impl Exec<'_> {
                 self.calls += 1;
                 Some(
                     self.be
-                        .bpf(BpfCmd::MAP_LOOKUP_ELEM.0 as i32, addr, 32)
+                        .bpf(BpfCmd::MAP_LOOKUP_ELEM.0 as i32, addr, 32, (0, 0))
                         .map(|_| self.be.read(vaddr, vlen)),
                 )
             } else {

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod exec;
+pub mod qemu;
 pub mod runner;
 pub mod scenario;
 pub mod transcript;

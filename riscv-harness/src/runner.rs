@@ -1,7 +1,7 @@
 //! Running scenario files on backends: collecting files, choosing the model's profile for
 //! the host, isolating kernel runs, and summing up.
 
-use crate::backend::host::{self, HostBackend};
+use crate::backend::kernel::{self, KernelBackend};
 use crate::backend::model::ModelBackend;
 use crate::exec;
 use crate::scenario::{self, Scenario};
@@ -52,21 +52,24 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
     Ok(out)
 }
 
+/// The model profile for a kernel release, and a note when no profile matches exactly.
+pub fn profile_for(release: &str, arch: Arch, ncpus: u32) -> (KernelProfile, Option<String>) {
+    match KernelProfile::for_release(release, arch, ncpus) {
+        Some(p) => (p, None),
+        None => {
+            let p = KernelProfile::linux_6_18(arch, ncpus);
+            let note = format!("no model profile for Linux {release}; using {}", p.label());
+            (p, Some(note))
+        }
+    }
+}
+
 /// The model profile for the running kernel, and a warning when no profile matches exactly.
 pub fn host_profile() -> anyhow::Result<(KernelProfile, Option<String>)> {
-    let release = host::kernel_release();
-    let ncpus = host::possible_cpus()?;
+    let release = kernel::kernel_release();
+    let ncpus = kernel::possible_cpus()?;
     let arch = Arch::native().context("the model knows x86_64 and riscv64 only")?;
-    match KernelProfile::for_release(&release, arch, ncpus) {
-        Some(p) => Ok((p, None)),
-        None => Ok((
-            KernelProfile::linux_6_18(arch, ncpus),
-            Some(format!(
-                "no model profile for Linux {release}; using {}",
-                KernelProfile::linux_6_18(arch, ncpus).label()
-            )),
-        )),
-    }
+    Ok(profile_for(&release, arch, ncpus))
 }
 
 /// One scenario on the model.
@@ -77,7 +80,7 @@ pub fn run_model(s: &Scenario, profile: &KernelProfile) -> Transcript {
 
 /// One scenario on the host kernel, in a forked child with a fresh fd table.
 pub fn run_kernel(s: &Scenario) -> anyhow::Result<Transcript> {
-    let out = host::run_isolated(|| match HostBackend::new() {
+    let out = kernel::run_isolated(|| match KernelBackend::new() {
         Ok(mut be) => exec::run(s, &mut be).encode(),
         Err(e) => format!("\x01{e:#}").into_bytes(),
     })?;

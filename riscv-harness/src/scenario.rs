@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use syscall_model::profile::KernelVersion;
 
 /// A parse error: `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +72,31 @@ pub struct Arg {
     pub col: usize,
 }
 
-/// What a call is expected to return, if the scenario says.
+/// What a call is expected to return: one result, or results by kernel version
+/// (`= 6.12:EINVAL 6.18:fd`: EINVAL from 6.12 on, a new fd from 6.18 on).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expect {
+pub struct Expect {
+    pub cases: Vec<(Option<KernelVersion>, ExpectValue)>,
+}
+
+impl Expect {
+    /// The expectation for a kernel: the case with the highest version not above it.
+    pub fn for_version(&self, v: KernelVersion) -> Option<&ExpectValue> {
+        let mut best: Option<(Option<KernelVersion>, &ExpectValue)> = None;
+        for (cv, e) in &self.cases {
+            if cv.is_some_and(|cv| cv > v) {
+                continue;
+            }
+            if best.is_none_or(|(bv, _)| *cv >= bv) {
+                best = Some((*cv, e));
+            }
+        }
+        best.map(|(_, e)| e)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectValue {
     /// `= 0`, `= 3`
     Value(i64),
     /// `= EEXIST`
@@ -301,7 +324,18 @@ impl Parser<'_> {
             .trim()
             .to_string();
         let expect = if self.eat('=') {
-            Some(self.expectation()?)
+            let mut cases = Vec::new();
+            loop {
+                self.skip_ws();
+                if matches!(self.peek(), None | Some('#')) {
+                    break;
+                }
+                cases.push(self.expect_case()?);
+            }
+            if cases.is_empty() {
+                return self.err("expected a result after `=`: an errno name, a number, or `fd`");
+            }
+            Some(Expect { cases })
         } else {
             None
         };
@@ -325,25 +359,38 @@ impl Parser<'_> {
         })
     }
 
-    fn expectation(&mut self) -> Result<Expect, ParseError> {
+    /// `[MAJOR.MINOR:]RESULT`
+    fn expect_case(&mut self) -> Result<(Option<KernelVersion>, ExpectValue), ParseError> {
         self.skip_ws();
         let at = self.pos;
-        if let Some(id) = self.ident() {
-            if id == "fd" {
-                return Ok(Expect::AnyFd);
-            }
-            if id.starts_with('E') && syscall_model::Errno::from_name(&id).is_some() {
-                return Ok(Expect::Errno(id));
-            }
+        let word: String = self.chars[self.pos..]
+            .iter()
+            .map(|c| c.1)
+            .take_while(|c| !c.is_whitespace() && *c != '#')
+            .collect();
+        let (version, result) = match word.split_once(':') {
+            Some((v, r)) => match KernelVersion::parse_release(v) {
+                Some(kv) if v.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                    (Some(kv), r.to_string())
+                }
+                _ => return self.err_at(at, format!("`{v}` is not a kernel version such as 6.12")),
+            },
+            None => (None, word.clone()),
+        };
+        self.pos += word.chars().count();
+        let value = if result == "fd" {
+            ExpectValue::AnyFd
+        } else if syscall_model::Errno::from_name(&result).is_some() {
+            ExpectValue::Errno(result)
+        } else if let Ok(v) = result.parse::<i64>() {
+            ExpectValue::Value(v)
+        } else {
             return self.err_at(
                 at,
-                format!("unknown expected result `{id}` (an errno name, a number, or `fd`)"),
+                format!("unknown expected result `{result}` (an errno name, a number, or `fd`)"),
             );
-        }
-        match self.int()? {
-            Some(v) => Ok(Expect::Value(v as i64)),
-            None => self.err("expected an expected result: an errno name, a number, or `fd`"),
-        }
+        };
+        Ok((version, value))
     }
 
     fn arg(&mut self) -> Result<Arg, ParseError> {
@@ -640,7 +687,12 @@ mod tests {
         let st = s.stmts().next().unwrap();
         assert_eq!(st.bind.as_deref(), Some("m"));
         assert_eq!(st.func, "map_create");
-        assert_eq!(st.expect, Some(Expect::AnyFd));
+        assert_eq!(
+            st.expect,
+            Some(Expect {
+                cases: vec![(None, ExpectValue::AnyFd)]
+            })
+        );
         assert_eq!(
             st.text,
             "m = map_create(type=HASH, key_size=4, flags=NO_PREALLOC|ZERO_SEED)"
@@ -683,6 +735,21 @@ mod tests {
         assert!(e.msg.contains("expected ','"), "{e}");
         let e = p("lookup(m) = EWHAT").unwrap_err();
         assert!(e.msg.contains("EWHAT"), "{e}");
+    }
+
+    #[test]
+    fn expectations_can_depend_on_the_kernel_version() {
+        let s = p("lookup(m) = 6.12:EINVAL 6.18:fd # c").unwrap();
+        let e = s.stmts().next().unwrap().expect.clone().unwrap();
+        let v = |major, minor| KernelVersion { major, minor };
+        assert_eq!(
+            e.for_version(v(6, 12)),
+            Some(&ExpectValue::Errno("EINVAL".into()))
+        );
+        assert_eq!(e.for_version(v(7, 2)), Some(&ExpectValue::AnyFd));
+        assert_eq!(e.for_version(v(6, 1)), None);
+        let e = p("lookup(m) = x.y:fd").unwrap_err();
+        assert!(e.msg.contains("kernel version"), "{e}");
     }
 
     #[test]

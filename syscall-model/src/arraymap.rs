@@ -8,7 +8,7 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::hashtab::bpf_map_flags_access_ok;
-use crate::map::{round_up, BpfMapOps, MapDesc};
+use crate::map::{round_up, BpfMapOps, MapDesc, PercpuLayout};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::HashMap;
 
@@ -72,8 +72,14 @@ pub fn array_map_alloc(
     let percpu = attr.map_type() == MapType::PERCPU_ARRAY;
     let slot = round_up(attr.value_size as u64, 8) as usize;
     let ncpus = ctx.profile().num_possible_cpus as usize;
+    let layout = PercpuLayout {
+        slot,
+        value_size: attr.value_size as usize,
+        ncpus,
+        cpu_flags: ctx.profile().percpu_cpu_flags,
+    };
     let array = BpfArray {
-        percpu,
+        percpu: percpu.then_some(layout),
         elem_len: if percpu {
             slot * ncpus
         } else {
@@ -99,7 +105,8 @@ struct ArrayMem {
 
 /// `struct bpf_array` for ARRAY and PERCPU_ARRAY.
 struct BpfArray {
-    percpu: bool,
+    /// How a PERCPU_ARRAY element maps to user space; `None` for a plain array.
+    percpu: Option<PercpuLayout>,
     /// Bytes of one element as the syscall sees it: `value_size`, or one rounded slot per CPU.
     elem_len: usize,
     /// Written chunks of `CHUNK` elements; everything else reads as zeros.
@@ -110,6 +117,12 @@ struct BpfArray {
 impl BpfArray {
     fn index(key: &[u8]) -> u32 {
         u32::from_le_bytes([key[0], key[1], key[2], key[3]])
+    }
+
+    fn read_elem(&self, index: u32) -> Vec<u8> {
+        let mut out = vec![0u8; self.elem_len];
+        self.read(index, &mut out);
+        out
     }
 
     fn read(&self, index: u32, out: &mut [u8]) {
@@ -138,9 +151,9 @@ impl BpfMapOps for BpfArray {
         map: &MapDesc,
         key: &[u8],
         value: &mut [u8],
-        _flags: u64,
+        flags: u64,
     ) -> Result<(), Errno> {
-        let f = if self.percpu {
+        let f = if self.percpu.is_some() {
             "bpf_percpu_array_copy"
         } else {
             "array_map_lookup_elem"
@@ -148,7 +161,10 @@ impl BpfMapOps for BpfArray {
         let index = BpfArray::index(key);
         check!(ctx, f, index >= map.max_entries => Errno::ENOENT,
             "index < max_entries", "index={index} max_entries={}", map.max_entries);
-        self.read(index, value);
+        match self.percpu {
+            Some(layout) => layout.load(&self.read_elem(index), value, flags),
+            None => self.read(index, value),
+        }
         Ok(())
     }
 
@@ -161,16 +177,22 @@ impl BpfMapOps for BpfArray {
         flags: u64,
     ) -> Result<(), Errno> {
         let index = BpfArray::index(key);
-        if self.percpu {
+        if let Some(layout) = self.percpu {
             const F: &str = "bpf_percpu_array_update";
-            check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
-                "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            if layout.cpu_flags {
+                check!(ctx, F, flags & BPF_F_LOCK != 0 || flags as u32 as u64 > BPF_F_ALL_CPUS => Errno::EINVAL,
+                    "no BPF_F_LOCK, and the low 32 bits of flags at most BPF_F_ALL_CPUS", "flags={flags:#x}");
+            } else {
+                check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+                    "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            }
             check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
                 "index < max_entries (no element can be added)", "index={index} max_entries={}", map.max_entries);
             check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
                 "BPF_NOEXIST: every element of an array exists", "flags=NOEXIST");
-            // Every CPU's whole rounded slot is copied, padding included.
-            self.write(index, value);
+            let mut slots = self.read_elem(index);
+            layout.store(&mut slots, value, flags);
+            self.write(index, &slots);
             return Ok(());
         }
         const F: &str = "array_map_update_elem";
@@ -226,7 +248,7 @@ impl BpfMapOps for BpfArray {
         // array_map_mem_usage(): from the declared max_entries, not the rounded storage.
         let m = &self.mem;
         let entries = map.max_entries as u64;
-        if self.percpu {
+        if self.percpu.is_some() {
             m.struct_size + entries * 8 + entries * m.slot * m.ncpus
         } else if map.map_flags & BPF_F_MMAPABLE != 0 {
             let page_align = |x: u64| x.div_ceil(m.page_size) * m.page_size;

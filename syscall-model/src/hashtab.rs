@@ -11,7 +11,7 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::jhash::{jhash, jhash2};
-use crate::map::{round_up, BpfMapOps, MapDesc};
+use crate::map::{round_up, BpfMapOps, MapDesc, PercpuLayout};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::BTreeMap;
 
@@ -124,10 +124,16 @@ pub fn htab_map_alloc(
         "the hash seed: 0 with BPF_F_ZERO_SEED, else random",
         || format!("n_buckets={n_buckets} hashrnd={hashrnd:#x}"),
     );
+    let layout = PercpuLayout {
+        slot: round_up(desc.value_size as u64, 8) as usize,
+        value_size: desc.value_size as usize,
+        ncpus: ncpus as usize,
+        cpu_flags: ctx.profile().percpu_cpu_flags,
+    };
     let htab = Htab {
         n_buckets: n_buckets as u32,
         hashrnd,
-        percpu: is_percpu(t),
+        percpu: is_percpu(t).then_some(layout),
         prealloc: !attr.has(BPF_F_NO_PREALLOC),
         ncpus: ncpus as usize,
         buckets: BTreeMap::new(),
@@ -160,7 +166,8 @@ struct Elem {
 struct Htab {
     n_buckets: u32,
     hashrnd: u32,
-    percpu: bool,
+    /// How a per-CPU element maps to user space; `None` for a plain hash.
+    percpu: Option<PercpuLayout>,
     prealloc: bool,
     ncpus: usize,
     /// Non-empty buckets. Each list is stored oldest first, so the bucket's head (the newest
@@ -254,9 +261,9 @@ impl BpfMapOps for Htab {
         _map: &MapDesc,
         key: &[u8],
         value: &mut [u8],
-        _flags: u64,
+        flags: u64,
     ) -> Result<(), Errno> {
-        let f = if self.percpu {
+        let f = if self.percpu.is_some() {
             "bpf_percpu_hash_copy"
         } else {
             "htab_map_lookup_elem"
@@ -271,7 +278,10 @@ impl BpfMapOps for Htab {
         };
         // A per-CPU value is copied whole, rounded slots included; a plain one is value_size.
         let e = self.elem(b, pos);
-        value.copy_from_slice(&e.value[..value.len()]);
+        match self.percpu {
+            Some(layout) => layout.load(&e.value, value, flags),
+            None => value.copy_from_slice(&e.value[..value.len()]),
+        }
         Ok(())
     }
 
@@ -283,25 +293,34 @@ impl BpfMapOps for Htab {
         value: &[u8],
         flags: u64,
     ) -> Result<(), Errno> {
-        if self.percpu {
-            // __htab_percpu_map_update_elem(): no F_LOCK here, update in place when present.
+        if let Some(layout) = self.percpu {
+            // __htab_percpu_map_update_elem(): update in place when present.
             const F: &str = "__htab_percpu_map_update_elem";
-            check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
-                "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            if layout.cpu_flags {
+                // htab_map_check_update_flags(onallcpus = true), 7.2.
+                check!(ctx, F, flags & BPF_F_LOCK != 0 || flags as u32 as u64 > BPF_F_ALL_CPUS => Errno::EINVAL,
+                    "no BPF_F_LOCK, and the low 32 bits of flags at most BPF_F_ALL_CPUS", "flags={flags:#x}");
+            } else {
+                check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+                    "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+            }
             let (hash, b, pos) = self.find(key);
             Htab::check_flags(ctx, pos.is_some(), flags)?;
             match pos {
                 Some(pos) => {
-                    // pcpu_copy_value(): every CPU's rounded slot, in place.
+                    // pcpu_copy_value() in place.
                     let list = self.buckets.get_mut(&b).expect("found bucket");
-                    list[pos].value.copy_from_slice(value);
+                    layout.store(&mut list[pos].value, value, flags);
                 }
                 None => {
                     self.alloc_new(ctx, map)?;
+                    // pcpu_init_value(): fresh per-CPU memory is zeroed, then written.
+                    let mut slots = vec![0u8; layout.elem_len()].into_boxed_slice();
+                    layout.store(&mut slots, value, flags);
                     let e = Elem {
                         hash,
                         key: key.into(),
-                        value: value.into(),
+                        value: slots,
                     };
                     self.link_at_head(b, e);
                 }
@@ -445,10 +464,10 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
     let mut usage = h.struct_usage + SIZEOF_BUCKET * h.n_buckets as u64;
     if h.prealloc {
         // A plain hash also preallocates one spare element per CPU for replacements.
-        let extra = if h.percpu { 0 } else { ncpus };
+        let extra = if h.percpu.is_some() { 0 } else { ncpus };
         let n = map.max_entries as u64 + extra;
         usage += elem_size * n;
-        if h.percpu {
+        if h.percpu.is_some() {
             usage += value_size * ncpus * n;
         } else {
             usage += 8 * ncpus;
@@ -457,7 +476,7 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
         // Elements come from bpf_mem_alloc, each with an llist node.
         let n = h.count as u64;
         usage += (elem_size + 8) * n;
-        if h.percpu {
+        if h.percpu.is_some() {
             usage += (8 + 8) * n + value_size * ncpus * n;
         }
     }

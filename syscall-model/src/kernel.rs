@@ -126,7 +126,20 @@ impl Process {
     /// `bpf(cmd, attr, size)`: the syscall. `Ok` is the return value (0 or a new fd).
     pub fn bpf(&self, cmd: i32, uattr: u64, size: u32, mem: &dyn UserMemory) -> Result<i32, Errno> {
         let mut ctx = Ctx::new(&self.kernel, self, mem, None);
-        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size)
+        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size, (0, 0))
+    }
+
+    /// The five-argument form of 7.2: `bpf(cmd, attr, size, common_attr, common_size)`.
+    pub fn bpf_common(
+        &self,
+        cmd: i32,
+        uattr: u64,
+        size: u32,
+        common: (u64, u32),
+        mem: &dyn UserMemory,
+    ) -> Result<i32, Errno> {
+        let mut ctx = Ctx::new(&self.kernel, self, mem, None);
+        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size, common)
     }
 
     /// The same call with every check reported to `tracer`.
@@ -135,11 +148,12 @@ impl Process {
         cmd: i32,
         uattr: u64,
         size: u32,
+        common: (u64, u32),
         mem: &dyn UserMemory,
         tracer: &mut dyn Tracer,
     ) -> Result<i32, Errno> {
         let mut ctx = Ctx::new(&self.kernel, self, mem, Some(tracer));
-        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size)
+        crate::syscall::sys_bpf(&mut ctx, cmd, uattr, size, common)
     }
 
     pub fn fds(&self) -> MutexGuard<'_, FdTable> {

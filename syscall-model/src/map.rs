@@ -240,3 +240,55 @@ pub fn bpf_map_value_size(map: &MapDesc, num_possible_cpus: u32) -> usize {
 pub fn round_up(x: u64, y: u64) -> u64 {
     x.div_ceil(y) * y
 }
+
+/// How the per-CPU copy routines move one element between user space and the CPU slots:
+/// `bpf_percpu_array_update`/`pcpu_copy_value` and `bpf_percpu_array_copy`/`bpf_percpu_hash_copy`.
+#[derive(Clone, Copy, Debug)]
+pub struct PercpuLayout {
+    /// `round_up(value_size, 8)`.
+    pub slot: usize,
+    pub value_size: usize,
+    pub ncpus: usize,
+    /// 7.2 semantics: BPF_F_CPU/BPF_F_ALL_CPUS, and only `value_size` bytes per slot stored.
+    pub cpu_flags: bool,
+}
+
+impl PercpuLayout {
+    pub fn elem_len(&self) -> usize {
+        self.slot * self.ncpus
+    }
+
+    /// Stores a user value into an element's slots.
+    pub fn store(&self, slots: &mut [u8], value: &[u8], flags: u64) {
+        use crate::uapi::elem_flags::{BPF_F_ALL_CPUS, BPF_F_CPU};
+        if !self.cpu_flags {
+            // 6.x: every CPU's whole rounded slot, padding included.
+            slots.copy_from_slice(&value[..slots.len()]);
+        } else if flags & BPF_F_CPU != 0 {
+            let cpu = (flags >> 32) as usize;
+            slots[cpu * self.slot..][..self.value_size].copy_from_slice(&value[..self.value_size]);
+        } else {
+            for cpu in 0..self.ncpus {
+                let src = if flags & BPF_F_ALL_CPUS != 0 {
+                    0
+                } else {
+                    cpu * self.slot
+                };
+                slots[cpu * self.slot..][..self.value_size]
+                    .copy_from_slice(&value[src..][..self.value_size]);
+            }
+        }
+    }
+
+    /// Reads an element's slots out to user space: all of them, rounded, or with 7.2's
+    /// BPF_F_CPU one CPU's `value_size` bytes.
+    pub fn load(&self, slots: &[u8], out: &mut [u8], flags: u64) {
+        use crate::uapi::elem_flags::BPF_F_CPU;
+        if self.cpu_flags && flags & BPF_F_CPU != 0 {
+            let cpu = (flags >> 32) as usize;
+            out.copy_from_slice(&slots[cpu * self.slot..][..self.value_size]);
+        } else {
+            out.copy_from_slice(&slots[..out.len()]);
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! ask the profile ("does MAP_CREATE's CHECK_ATTR stop at offset 92?"), so the same code
 //! serves every kernel.
 
-use crate::uapi::BpfCmd;
+use crate::uapi::{BpfCmd, MapType};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,15 +93,23 @@ pub struct KernelProfile {
     pub rlimit_nofile: u32,
     /// The end offset of each command's `*_LAST_FIELD` (CHECK_ATTR), indexed by command.
     last_field_end: Vec<Option<usize>>,
+    /// 7.2: bpf(2) takes `common_attr` and `common_size`, announced by the `BPF_COMMON_ATTRS`
+    /// bit (1 << 16) in `cmd`, which `__sys_bpf` checks and then clears.
+    pub common_attrs: bool,
+    /// The map types that may carry a non-zero `map_extra` (`map_create`).
+    pub map_extra_types: &'static [MapType],
+    /// 7.2: `map_create` calls `bpf_get_file_flag` after the map is built, so BPF_F_RDONLY
+    /// with BPF_F_WRONLY loses to every allocation error (6.x checks it early).
+    pub file_flag_check_after_alloc: bool,
+    /// 7.2: BPF_F_CPU and BPF_F_ALL_CPUS. `bpf_map_check_op_flags` then checks element flags
+    /// after the fd lookup (6.x rejects lookup flags before it), per-CPU updates accept flags
+    /// up to F_ALL_CPUS, and only `value_size` bytes of each CPU's slot are stored.
+    pub percpu_cpu_flags: bool,
 }
 
 impl KernelProfile {
     /// Linux 6.18 as the host runs it (checked against 6.18.44, x86_64).
     pub fn linux_6_18(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
-        let mut last = vec![None; 39];
-        for (cmd, end) in LAST_FIELDS_6_18 {
-            last[cmd.0 as usize] = Some(*end);
-        }
         KernelProfile {
             version: KernelVersion {
                 major: 6,
@@ -122,18 +130,60 @@ impl KernelProfile {
             nr_map_types: 34,
             unprivileged_bpf_disabled: 2,
             rlimit_nofile: 1024,
-            last_field_end: last,
+            last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 92)]),
+            common_attrs: false,
+            map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA],
+            file_flag_check_after_alloc: false,
+            percpu_cpu_flags: false,
         }
+    }
+
+    /// Linux 6.12 (Debian trixie's 6.12.107): a smaller union (152 bytes, no program signing
+    /// and no exclusive maps), so MAP_CREATE ends at `map_token_fd`.
+    pub fn linux_6_12(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
+        KernelProfile {
+            version: KernelVersion {
+                major: 6,
+                minor: 12,
+            },
+            attr_size: 152,
+            nr_cmds: 37,
+            last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
+            ..KernelProfile::linux_6_18(arch, num_possible_cpus)
+        }
+    }
+
+    /// Linux 7.2 (Debian trixie-backports' 7.2.11): common attrs, BPF_F_CPU/BPF_F_ALL_CPUS,
+    /// the late file-flag check, RHASH and INSN_ARRAY.
+    pub fn linux_7_2(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
+        KernelProfile {
+            version: KernelVersion { major: 7, minor: 2 },
+            nr_cmds: 39,
+            nr_map_types: 36,
+            htab_mem_counts_lock_counters: false,
+            common_attrs: true,
+            map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA, MapType::RHASH],
+            file_flag_check_after_alloc: true,
+            percpu_cpu_flags: true,
+            ..KernelProfile::linux_6_18(arch, num_possible_cpus)
+        }
+    }
+
+    /// Every profile the model has, newest first.
+    pub fn all(arch: Arch, num_possible_cpus: u32) -> Vec<KernelProfile> {
+        vec![
+            KernelProfile::linux_7_2(arch, num_possible_cpus),
+            KernelProfile::linux_6_18(arch, num_possible_cpus),
+            KernelProfile::linux_6_12(arch, num_possible_cpus),
+        ]
     }
 
     /// The profile for a running kernel's release string; `None` if no profile covers it.
     pub fn for_release(release: &str, arch: Arch, num_possible_cpus: u32) -> Option<KernelProfile> {
         let v = KernelVersion::parse_release(release)?;
-        if v.major == 6 && v.minor == 18 {
-            Some(KernelProfile::linux_6_18(arch, num_possible_cpus))
-        } else {
-            None
-        }
+        KernelProfile::all(arch, num_possible_cpus)
+            .into_iter()
+            .find(|p| p.version == v)
     }
 
     /// A short label: `linux-6.18/x86_64/2cpu`.
@@ -157,9 +207,18 @@ impl KernelProfile {
     }
 }
 
-/// `BPF_*_LAST_FIELD` end offsets in 6.18 (`offsetofend(union bpf_attr, <last field>)`).
-const LAST_FIELDS_6_18: &[(BpfCmd, usize)] = &[
-    (BpfCmd::MAP_CREATE, 92),                 // excl_prog_hash_size
+/// `BPF_*_LAST_FIELD` end offsets (`offsetofend(union bpf_attr, <last field>)`), with the
+/// given overrides for the commands whose last field moved.
+fn last_fields(overrides: &[(BpfCmd, usize)]) -> Vec<Option<usize>> {
+    let mut last = vec![None; 40];
+    for (cmd, end) in LAST_FIELDS.iter().chain(overrides) {
+        last[cmd.0 as usize] = Some(*end);
+    }
+    last
+}
+
+/// The last fields every profiled version shares.
+const LAST_FIELDS: &[(BpfCmd, usize)] = &[
     (BpfCmd::MAP_LOOKUP_ELEM, 32),            // flags
     (BpfCmd::MAP_UPDATE_ELEM, 32),            // flags
     (BpfCmd::MAP_DELETE_ELEM, 16),            // key

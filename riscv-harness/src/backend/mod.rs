@@ -3,9 +3,10 @@
 //! `syscall(SYS_bpf, ..)` with real memory. The executor ([`crate::exec`]) drives both the same
 //! way, so their transcripts can be compared byte for byte.
 
-pub mod host;
+pub mod kernel;
 pub mod model;
 
+use syscall_model::profile::KernelVersion;
 use syscall_model::Errno;
 
 /// An fd number that no scenario ever opens (`never` in a scenario).
@@ -20,6 +21,9 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// `num_possible_cpus()` of the kernel behind it (per-CPU values have one slot each).
     fn num_possible_cpus(&self) -> u32;
+    /// The version of the kernel behind it (the profile's, for the model): picks among
+    /// version-qualified expectations.
+    fn kernel_version(&self) -> KernelVersion;
     /// A fresh buffer holding `bytes` that ends exactly at a page boundary, followed by an
     /// unmapped page, so any access past its end faults. Read-only unless `writable`.
     fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64;
@@ -27,8 +31,9 @@ pub trait Backend {
     fn unmapped(&self) -> u64;
     /// The current contents of a buffer made by [`Backend::buffer`].
     fn read(&self, addr: u64, len: usize) -> Vec<u8>;
-    /// `bpf(cmd, attr, size)`.
-    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno>;
+    /// `bpf(cmd, attr, size, common_attr, common_size)`: the last two are 7.2's common attrs
+    /// (`(0, 0)` for the classic three-argument call; older kernels ignore them).
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno>;
     /// `close(fd)`.
     fn close(&mut self, fd: i32) -> Result<(), Errno>;
     /// `open(path, O_RDONLY)` of a file that is not a bpf object.

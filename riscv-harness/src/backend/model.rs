@@ -2,6 +2,7 @@
 
 use super::Backend;
 use std::sync::Arc;
+use syscall_model::profile::KernelVersion;
 use syscall_model::trace::Tracer;
 use syscall_model::uaccess::{SimMemory, UserMemory};
 use syscall_model::{Cred, Errno, Kernel, KernelProfile, Process};
@@ -58,6 +59,10 @@ impl Backend for ModelBackend {
         self.process.kernel.profile.num_possible_cpus
     }
 
+    fn kernel_version(&self) -> KernelVersion {
+        self.process.kernel.profile.version
+    }
+
     fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64 {
         let pages = (bytes.len() as u64).div_ceil(PAGE).max(1);
         let start = self.next;
@@ -81,11 +86,11 @@ impl Backend for ModelBackend {
             .collect()
     }
 
-    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno> {
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno> {
         let mem: &dyn UserMemory = &self.mem;
         match self.tracer.as_deref_mut() {
-            Some(t) => self.process.bpf_traced(cmd, attr, size, mem, t),
-            None => self.process.bpf(cmd, attr, size, mem),
+            Some(t) => self.process.bpf_traced(cmd, attr, size, common, mem, t),
+            None => self.process.bpf_common(cmd, attr, size, common, mem),
         }
     }
 

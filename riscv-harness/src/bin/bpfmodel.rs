@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use riscv_harness::qemu::{self, QemuConfig};
 use riscv_harness::runner::{self, Summary};
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +30,63 @@ enum Cmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Boot every pinned riscv64 kernel in QEMU, run the corpus on it and on the model inside
+    /// the guest, run it on the host kernel too, and report each kernel's divergences.
+    QemuTest {
+        #[command(flatten)]
+        q: QemuArgs,
+        /// Skip the host kernel.
+        #[arg(long)]
+        no_host: bool,
+        /// Also print every kernel transcript.
+        #[arg(long)]
+        transcripts: bool,
+    },
+    /// Fetch, verify and unpack the pinned kernels into the cache, and nothing else.
+    QemuFetch {
+        #[command(flatten)]
+        q: QemuArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct QemuArgs {
+    /// The kernel manifest.
+    #[arg(long, default_value = "images/kernels.manifest")]
+    manifest: PathBuf,
+    /// Where fetched kernels are kept (git-ignored).
+    #[arg(long, default_value = "images/cache")]
+    cache: PathBuf,
+    /// The static riscv64 guest runner (`make guest` builds it).
+    #[arg(
+        long,
+        default_value = "target/riscv64gc-unknown-linux-gnu/release/guest-init"
+    )]
+    guest: PathBuf,
+    /// The scenario corpus.
+    #[arg(long, default_value = "tests/scenarios")]
+    scenarios: PathBuf,
+    /// Seconds each guest may take before it is killed.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Only this kernel (a manifest name such as riscv64-6.12); repeatable.
+    #[arg(long = "kernel")]
+    only: Vec<String>,
+}
+
+impl QemuArgs {
+    fn config(&self, host: bool) -> QemuConfig {
+        QemuConfig {
+            manifest: self.manifest.clone(),
+            cache: self.cache.clone(),
+            guest: self.guest.clone(),
+            scenarios: self.scenarios.clone(),
+            qemu: "qemu-system-riscv64".into(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            only: self.only.clone(),
+            host,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +110,53 @@ fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { backend, paths } => run(backend, &paths),
+        Cmd::QemuTest {
+            q,
+            no_host,
+            transcripts,
+        } => qemu_test(&q.config(!no_host), transcripts),
+        Cmd::QemuFetch { q } => {
+            for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
+                println!("{}: Linux {} {}", k.spec.name, k.version, k.image.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn qemu_test(cfg: &QemuConfig, transcripts: bool) -> anyhow::Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let reports = qemu::run(cfg, &|m| eprintln!("{m}"))?;
+    let corpus = cfg.scenarios.display().to_string();
+    let mut lines = Vec::new();
+    let mut total = 0;
+    let mut calls = 0;
+    for r in &reports {
+        if transcripts {
+            for (path, _, kernel) in &r.results {
+                println!("== {corpus}/{path} ({}) ==", r.label);
+                print!("{}", kernel.render());
+            }
+        }
+        let (n, text) = r.findings(&corpus);
+        print!("{text}");
+        if !r.note.is_empty() {
+            eprintln!("bpfmodel: {}: {}", r.name, r.note);
+        }
+        total += n;
+        calls += r.calls();
+        lines.push(r.summary(n));
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    let wall = start.elapsed().as_secs_f64();
+    println!("qemu-test: {} kernels, {calls} calls, {total} divergences, {wall:.1} s wall, {:.0} calls/s", reports.len(), calls as f64 / wall);
+    Ok(if total == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run(backend: BackendArg, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -40,11 +40,17 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
             "btf_key_type_id={} btf_value_type_id=0", a.btf_key_type_id);
     }
 
-    check!(ctx, F, a.map_extra != 0 && t != MapType::BLOOM_FILTER && t != MapType::ARENA => Errno::EINVAL,
-        "map_extra is 0 unless the type is BLOOM_FILTER or ARENA",
+    let extra_ok = ctx.profile().map_extra_types;
+    check!(ctx, F, a.map_extra != 0 && !extra_ok.contains(&t) => Errno::EINVAL,
+        "map_extra is 0 unless the type uses it (bloom filter hashes, arena address)",
         "map_type={t:?} map_extra={:#x}", a.map_extra);
 
-    let f_mode = bpf_get_file_flag(ctx, a.map_flags)?;
+    let late_file_flag = ctx.profile().file_flag_check_after_alloc;
+    let early_mode = if late_file_flag {
+        None
+    } else {
+        Some(bpf_get_file_flag(ctx, a.map_flags)?)
+    };
 
     let numa_node = a.numa_node();
     let nr_node_ids = ctx.profile().nr_node_ids;
@@ -141,6 +147,12 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         check!(ctx, F, a.excl_prog_hash_size != 0 => Errno::EINVAL,
             "no excl_prog_hash_size without excl_prog_hash", "excl_prog_hash_size={}", a.excl_prog_hash_size);
     }
+
+    let f_mode = match early_mode {
+        Some(m) => m,
+        // 7.2: only now, after the whole allocation.
+        None => bpf_get_file_flag(ctx, a.map_flags)?,
+    };
 
     let map = Arc::new(BpfMap::new(desc, storage, &ctx.kernel.map_idr));
     let id = ctx.kernel.map_idr().alloc(&map);

@@ -31,8 +31,66 @@ fn bpf_copy_key(
     Ok(Vec::new())
 }
 
-fn value_size(ctx: &Ctx, map: &BpfMap) -> usize {
-    bpf_map_value_size(&map.desc, ctx.profile().num_possible_cpus)
+/// `bpf_map_value_size(map, flags)`: with 7.2's BPF_F_CPU or BPF_F_ALL_CPUS one CPU's value.
+fn value_size(ctx: &Ctx, map: &BpfMap, flags: u64) -> usize {
+    let one_cpu = ctx.profile().percpu_cpu_flags && flags & (BPF_F_CPU | BPF_F_ALL_CPUS) != 0;
+    if one_cpu {
+        map.desc.value_size as usize
+    } else {
+        bpf_map_value_size(&map.desc, ctx.profile().num_possible_cpus)
+    }
+}
+
+/// `bpf_map_check_op_flags(map, flags, allowed)` (include/linux/bpf.h, 7.2): the element flags
+/// of LOOKUP and UPDATE once BPF_F_CPU exists.
+fn bpf_map_check_op_flags(
+    ctx: &mut Ctx,
+    map: &BpfMap,
+    flags: u64,
+    allowed: u64,
+) -> Result<(), Errno> {
+    const F: &str = "bpf_map_check_op_flags";
+    const H: &str = "include/linux/bpf.h";
+    let fail =
+        |ctx: &mut Ctx, rule, e| Err(ctx.fail(F, H, rule, e, || format!("flags={flags:#x}")));
+    if (flags as u32 as u64) & !allowed != 0 {
+        return fail(
+            ctx,
+            "the low 32 bits of flags are among the allowed ones",
+            Errno::EINVAL,
+        );
+    }
+    if flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock {
+        return fail(
+            ctx,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            Errno::EINVAL,
+        );
+    }
+    if flags & BPF_F_CPU == 0 && flags >> 32 != 0 {
+        return fail(
+            ctx,
+            "the upper 32 bits (a CPU) only with BPF_F_CPU",
+            Errno::EINVAL,
+        );
+    }
+    if flags & (BPF_F_CPU | BPF_F_ALL_CPUS) != 0 {
+        if !map.desc.map_type.is_percpu_value() {
+            return fail(
+                ctx,
+                "BPF_F_CPU and BPF_F_ALL_CPUS only on per-CPU maps",
+                Errno::EINVAL,
+            );
+        }
+        if flags & BPF_F_CPU != 0 && flags & BPF_F_ALL_CPUS != 0 {
+            return fail(ctx, "not both BPF_F_CPU and BPF_F_ALL_CPUS", Errno::EINVAL);
+        }
+        let cpu = flags >> 32;
+        if flags & BPF_F_CPU != 0 && cpu >= ctx.profile().num_possible_cpus as u64 {
+            return fail(ctx, "the BPF_F_CPU cpu is a possible CPU", Errno::ERANGE);
+        }
+    }
+    Ok(())
 }
 
 /// `map_lookup_elem()`.
@@ -41,16 +99,23 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_LOOKUP_ELEM, attr)?;
     let a = ElemAttr::decode(attr);
-    check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
-        "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
+    let op_flags = ctx.profile().percpu_cpu_flags;
+    if !op_flags {
+        check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
+            "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
+    }
     let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
     let mode = map_get_sys_perms(&map, &file);
     check!(ctx, F, !mode.can_read => Errno::EPERM,
         "the fd was opened for reading", "fd mode is write-only");
-    check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    if op_flags {
+        bpf_map_check_op_flags(ctx, &map, a.flags, BPF_F_LOCK | BPF_F_CPU)?;
+    } else {
+        check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    }
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let mut value = vec![0u8; value_size(ctx, &map)];
+    let mut value = vec![0u8; value_size(ctx, &map, a.flags)];
     ctx.note(
         F,
         FILE,
@@ -81,10 +146,14 @@ pub fn map_update_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     check!(ctx, F, !mode.can_write => Errno::EPERM,
         "the fd was opened for writing and the map is not frozen",
         "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
-    check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    if ctx.profile().percpu_cpu_flags {
+        bpf_map_check_op_flags(ctx, &map, a.flags, !0)?;
+    } else {
+        check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+    }
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let vsize = value_size(ctx, &map);
+    let vsize = value_size(ctx, &map, a.flags);
     let value = ctx.copy_from_user(
         F,
         "the value pointer is readable for the value size",
@@ -165,7 +234,7 @@ pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errn
     check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
         "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let mut value = vec![0u8; value_size(ctx, &map)];
+    let mut value = vec![0u8; value_size(ctx, &map, 0)];
     let r = map
         .ops()
         .map_lookup_and_delete_elem(ctx, &map.desc, &key, &mut value, a.flags);

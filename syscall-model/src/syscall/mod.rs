@@ -18,10 +18,23 @@ use std::sync::Arc;
 
 pub(crate) const FILE: &str = "kernel/bpf/syscall.c";
 
-/// `__sys_bpf(cmd, uattr, size)`.
-pub fn sys_bpf(ctx: &mut Ctx, cmd: i32, uattr: u64, size: u32) -> Result<i32, Errno> {
+/// `BPF_COMMON_ATTRS` (7.2): `cmd` carries common attrs in the syscall's 4th and 5th args.
+pub const BPF_COMMON_ATTRS: u32 = 1 << 16;
+
+/// `offsetofend(struct bpf_common_attr, log_true_size)` (7.2).
+const COMMON_ATTR_SIZE: usize = 20;
+
+/// `__sys_bpf(cmd, uattr, size, uattr_common, size_common)`; before 7.2 the last two do not
+/// exist and are ignored.
+pub fn sys_bpf(
+    ctx: &mut Ctx,
+    cmd: i32,
+    uattr: u64,
+    size: u32,
+    common: (u64, u32),
+) -> Result<i32, Errno> {
     const F: &str = "__sys_bpf";
-    let c = BpfCmd(cmd as u32);
+    let mut c = BpfCmd(cmd as u32);
     ctx.enter(F, FILE, || {
         format!("cmd={} uattr={uattr:#x} size={size}", c.full_name())
     });
@@ -42,6 +55,28 @@ pub fn sys_bpf(ctx: &mut Ctx, cmd: i32, uattr: u64, size: u32) -> Result<i32, Er
         "copied min(size, sizeof(union bpf_attr)) bytes into a zeroed union",
         || format!("{size} of {attr_size} bytes"),
     );
+    if ctx.profile().common_attrs && c.0 & BPF_COMMON_ATTRS != 0 {
+        // The common attrs (a log for MAP_CREATE, PROG_LOAD, BTF_LOAD) get the same tail and
+        // copy rules; then the bit is cleared. The model keeps no log yet.
+        let (uattr_common, size_common) = common;
+        bpf_check_uarg_tail_zero(ctx, uattr_common, COMMON_ATTR_SIZE, size_common)?;
+        c = BpfCmd(c.0 & !BPF_COMMON_ATTRS);
+        let n = (size_common as usize).min(COMMON_ATTR_SIZE);
+        if n > 0 {
+            ctx.copy_from_user(
+                F,
+                "copy_from_bpfptr(): the common attrs are readable",
+                uattr_common,
+                n,
+            )?;
+        }
+        ctx.note(
+            F,
+            FILE,
+            "BPF_COMMON_ATTRS: common attrs checked, the bit cleared",
+            || format!("cmd is now {}", c.full_name()),
+        );
+    }
 
     match c {
         BpfCmd::MAP_CREATE => map_create::map_create(ctx, &mut attr),

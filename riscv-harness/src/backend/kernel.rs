@@ -1,4 +1,6 @@
-//! The host kernel backend: bpf(2) through `libc::syscall`, with buffers in real memory.
+//! The kernel backend: bpf(2) on the kernel this process runs on (the host, or a riscv64
+//! kernel when the harness runs as the init of a QEMU guest), through `libc::syscall`, with
+//! buffers in real memory.
 //!
 //! This is the harness's only `unsafe` code. Each buffer is its own mapping that ends at a
 //! page boundary, followed by a `PROT_NONE` guard page, so an access past the end faults in
@@ -11,11 +13,12 @@
 use super::Backend;
 use anyhow::{bail, Context};
 use std::ffi::CString;
+use syscall_model::profile::KernelVersion;
 use syscall_model::Errno;
 
 const PAGE: usize = 4096;
 
-pub struct HostBackend {
+pub struct KernelBackend {
     maps: Vec<(*mut libc::c_void, usize)>,
     unmapped: u64,
     ncpus: u32,
@@ -25,8 +28,8 @@ fn errno() -> Errno {
     Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
-impl HostBackend {
-    pub fn new() -> anyhow::Result<HostBackend> {
+impl KernelBackend {
+    pub fn new() -> anyhow::Result<KernelBackend> {
         let ncpus = possible_cpus()?;
         // SAFETY: an anonymous PROT_NONE mapping; only its address is used, as a pointer that
         // faults.
@@ -46,7 +49,7 @@ impl HostBackend {
                 std::io::Error::last_os_error()
             );
         }
-        Ok(HostBackend {
+        Ok(KernelBackend {
             maps: vec![(guard, PAGE)],
             unmapped: guard as u64,
             ncpus,
@@ -54,7 +57,7 @@ impl HostBackend {
     }
 }
 
-impl Drop for HostBackend {
+impl Drop for KernelBackend {
     fn drop(&mut self) {
         for (p, len) in self.maps.drain(..) {
             // SAFETY: each (p, len) is a mapping this backend made and nothing refers to it.
@@ -65,13 +68,18 @@ impl Drop for HostBackend {
     }
 }
 
-impl Backend for HostBackend {
+impl Backend for KernelBackend {
     fn name(&self) -> &'static str {
         "kernel"
     }
 
     fn num_possible_cpus(&self) -> u32 {
         self.ncpus
+    }
+
+    fn kernel_version(&self) -> KernelVersion {
+        KernelVersion::parse_release(&kernel_release())
+            .unwrap_or(KernelVersion { major: 0, minor: 0 })
     }
 
     fn buffer(&mut self, bytes: &[u8], writable: bool) -> u64 {
@@ -118,15 +126,19 @@ impl Backend for HostBackend {
         out
     }
 
-    fn bpf(&mut self, cmd: i32, attr: u64, size: u32) -> Result<i32, Errno> {
+    fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno> {
         // SAFETY: bpf(2) reads and writes user memory only through the kernel's checked copies;
         // a bad pointer gives EFAULT, never a fault in this process.
+        // The 4th and 5th arguments are 7.2's common attrs (read when cmd has BPF_COMMON_ATTRS);
+        // they are always passed, zeros for a classic call, so no stale register reaches them.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
                 cmd as libc::c_long,
                 attr,
                 size as libc::c_long,
+                common.0,
+                common.1 as libc::c_long,
             )
         };
         if r < 0 {

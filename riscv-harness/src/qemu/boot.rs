@@ -1,0 +1,206 @@
+//! Booting a kernel in QEMU with the guest runner as /init, and reading its results back.
+
+use super::frame;
+use super::guest::{decode_result, SCENARIO_DIR};
+use super::initramfs::Cpio;
+use crate::transcript::Transcript;
+use anyhow::{bail, Context};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The fixed CPU count of every guest; the model's profile uses it as num_possible_cpus.
+pub const GUEST_SMP: u32 = 2;
+
+/// Builds the initramfs: /init, the device nodes it needs, and the corpus under /scenarios.
+pub fn build_initramfs(init: &Path, scenarios: &[PathBuf], root: &Path) -> anyhow::Result<Vec<u8>> {
+    let bin = std::fs::read(init)
+        .with_context(|| format!("reading the guest runner {}", init.display()))?;
+    let mut c = Cpio::new();
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        SCENARIO_DIR.trim_start_matches('/'),
+    ] {
+        c.dir(d);
+    }
+    c.chardev("dev/console", 5, 1);
+    c.chardev("dev/null", 1, 3);
+    c.chardev("dev/zero", 1, 5);
+    c.file("init", 0o755, &bin);
+    let mut dirs = std::collections::BTreeSet::new();
+    for s in scenarios {
+        let rel = s.strip_prefix(root).unwrap_or(s);
+        let mut acc = PathBuf::from(SCENARIO_DIR.trim_start_matches('/'));
+        if let Some(parent) = rel.parent() {
+            for comp in parent.components() {
+                acc.push(comp);
+                if dirs.insert(acc.clone()) {
+                    c.dir(&acc.to_string_lossy());
+                }
+            }
+        }
+        let text = std::fs::read(s).with_context(|| format!("reading {}", s.display()))?;
+        let dest = PathBuf::from(SCENARIO_DIR.trim_start_matches('/')).join(rel);
+        c.file(&dest.to_string_lossy(), 0o644, &text);
+    }
+    Ok(c.finish())
+}
+
+/// What came back from one guest.
+#[derive(Debug)]
+pub struct GuestRun {
+    /// `uname -r` inside the guest.
+    pub release: String,
+    pub ncpus: u32,
+    /// The model profile the guest used, and a note if it was a fallback.
+    pub profile: String,
+    pub note: String,
+    /// (scenario path relative to the corpus, model transcript, kernel transcript)
+    pub results: Vec<(String, Transcript, Transcript)>,
+    pub wall: Duration,
+}
+
+/// The last lines of a console log that are not result frames: what the kernel said.
+pub fn console_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.contains(frame::MARK)).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Boots `image` with `initrd`, waits at most `timeout`, and decodes the results.
+pub fn boot(
+    qemu: &str,
+    image: &Path,
+    initrd: &Path,
+    timeout: Duration,
+) -> anyhow::Result<GuestRun> {
+    let start = Instant::now();
+    let mut child = Command::new(qemu)
+        .args(["-machine", "virt", "-bios", "default", "-m", "1024"])
+        .args(["-smp", &GUEST_SMP.to_string()])
+        .arg("-kernel")
+        .arg(image)
+        .arg("-initrd")
+        .arg(initrd)
+        .args([
+            "-append",
+            &format!("console=ttyS0 panic=-1 quiet loglevel=1 bpfmodel.smp={GUEST_SMP}"),
+        ])
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {qemu} (apt-get install qemu-system-misc opensbi)"))?;
+    let mut stdout = child.stdout.take().context("qemu stdout")?;
+    let mut stderr = child.stderr.take().context("qemu stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let wall = start.elapsed();
+    let tail = || {
+        let mut t = console_tail(&log, 25);
+        if !err.trim().is_empty() {
+            t.push_str("\n[qemu stderr]\n");
+            t.push_str(err.trim());
+        }
+        t
+    };
+    if timed_out {
+        bail!(
+            "QEMU did not finish within {} s; killed it. Last console lines:\n{}",
+            timeout.as_secs(),
+            tail()
+        );
+    }
+    let decoded = frame::decode(&log);
+    if let Some(e) = decoded.records.iter().find(|r| r.kind == "ERROR") {
+        bail!(
+            "the guest runner failed: {}\nLast console lines:\n{}",
+            String::from_utf8_lossy(&e.data),
+            tail()
+        );
+    }
+    let Some(hello) = decoded.records.iter().find(|r| r.kind == "HELLO") else {
+        bail!(
+            "the guest never reported in (the kernel did not boot, or /init did not start; QEMU {}). \
+             Last console lines:\n{}",
+            status,
+            tail()
+        );
+    };
+    let Some(done) = decoded.records.iter().find(|r| r.kind == "DONE") else {
+        bail!(
+            "the guest runner stopped before the end (a kernel panic or a crash of /init; QEMU {}). \
+             Last console lines:\n{}",
+            status,
+            tail()
+        );
+    };
+    if !decoded.missing.is_empty() {
+        bail!(
+            "{} console lines of the results were garbled or lost (sequence numbers {:?})",
+            decoded.missing.len(),
+            decoded.missing
+        );
+    }
+    let hello = String::from_utf8_lossy(&hello.data).into_owned();
+    let mut f = hello.split('\t');
+    let release = f.next().unwrap_or("").to_string();
+    let ncpus = f.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let profile = f.next().unwrap_or("").to_string();
+    let note = f.next().unwrap_or("").to_string();
+    let mut results = Vec::new();
+    for r in decoded.records.iter().filter(|r| r.kind == "RESULT") {
+        results.push(decode_result(&r.data).context("a RESULT record does not decode")?);
+    }
+    let expected: usize = String::from_utf8_lossy(&done.data)
+        .parse()
+        .unwrap_or(usize::MAX);
+    if expected != results.len() {
+        bail!(
+            "the guest reported {expected} scenarios but {} results arrived",
+            results.len()
+        );
+    }
+    Ok(GuestRun {
+        release,
+        ncpus,
+        profile,
+        note,
+        results,
+        wall,
+    })
+}

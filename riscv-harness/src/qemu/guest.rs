@@ -1,0 +1,108 @@
+//! The guest side of `make qemu-test`: what PID 1 does inside the QEMU machine.
+
+use crate::backend::kernel;
+use crate::runner;
+use crate::transcript::Transcript;
+use anyhow::{bail, Context};
+use std::ffi::CString;
+use std::path::PathBuf;
+use syscall_model::Arch;
+
+/// Where the initramfs puts the scenario corpus.
+pub const SCENARIO_DIR: &str = "/scenarios";
+
+fn mount(source: &str, target: &str, fstype: &str) -> anyhow::Result<()> {
+    let _ = std::fs::create_dir_all(target);
+    let (s, t, f) = (
+        CString::new(source)?,
+        CString::new(target)?,
+        CString::new(fstype)?,
+    );
+    // SAFETY: plain C strings that outlive the call.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
+    if r != 0 {
+        bail!(
+            "mount {fstype} on {target}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// `bpfmodel.smp=N` from the kernel command line: the CPU count the host booted the guest
+/// with, which the model's profile must use.
+fn cmdline_smp() -> Option<u32> {
+    let c = std::fs::read_to_string("/proc/cmdline").ok()?;
+    c.split_whitespace()
+        .find_map(|w| w.strip_prefix("bpfmodel.smp=")?.parse().ok())
+}
+
+/// Runs the corpus on the guest's kernel and the model; `emit` writes each record.
+pub fn run(emit: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
+    mount("proc", "/proc", "proc")?;
+    mount("sysfs", "/sys", "sysfs")?;
+    mount("bpf", "/sys/fs/bpf", "bpf")?;
+    let release = kernel::kernel_release();
+    let ncpus = kernel::possible_cpus()?;
+    if let Some(smp) = cmdline_smp() {
+        if smp != ncpus {
+            bail!("booted with -smp {smp} but the kernel reports {ncpus} possible CPUs");
+        }
+    }
+    let arch = Arch::native().context("unknown guest architecture")?;
+    let (profile, note) = runner::profile_for(&release, arch, ncpus);
+    let hello = format!(
+        "{release}\t{ncpus}\t{}\t{}",
+        profile.label(),
+        note.unwrap_or_default()
+    );
+    emit("HELLO", hello.as_bytes());
+    kernel::bpf_available().map_err(|e| anyhow::anyhow!(e))?;
+    let scenarios = runner::load(&[PathBuf::from(SCENARIO_DIR)])?;
+    for s in &scenarios {
+        let model = runner::run_model(s, &profile);
+        let kernel = runner::run_kernel(s)?;
+        let rel = s
+            .path
+            .strip_prefix(SCENARIO_DIR)
+            .unwrap_or(&s.path)
+            .display()
+            .to_string();
+        emit(
+            "RESULT",
+            &encode_result(rel.trim_start_matches('/'), &model, &kernel),
+        );
+    }
+    emit("DONE", scenarios.len().to_string().as_bytes());
+    Ok(())
+}
+
+/// One scenario's outcome as a record payload.
+pub fn encode_result(path: &str, model: &Transcript, kernel: &Transcript) -> Vec<u8> {
+    let mut out = path.as_bytes().to_vec();
+    out.push(0x1c);
+    out.extend(model.encode());
+    out.push(0x1c);
+    out.extend(kernel.encode());
+    out
+}
+
+pub fn decode_result(b: &[u8]) -> Option<(String, Transcript, Transcript)> {
+    let mut parts = b.split(|c| *c == 0x1c);
+    let path = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let model = Transcript::decode(parts.next()?)?;
+    let kernel = Transcript::decode(parts.next()?)?;
+    Some((path, model, kernel))
+}
+
+/// Flushes and powers the machine off (QEMU exits). Never returns.
+pub fn power_off() -> ! {
+    // SAFETY: sync and reboot take no pointers; as PID 1 we may power off.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    loop {
+        std::thread::park();
+    }
+}

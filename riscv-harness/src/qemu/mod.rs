@@ -1,0 +1,212 @@
+//! `make qemu-test`: real riscv64 kernels booted in QEMU run the corpus next to the model.
+//!
+//! - [`images`]: the pinned kernel packages, fetched, verified and unpacked into a cache;
+//! - [`initramfs`]: the newc archive with the guest runner as /init and the corpus;
+//! - [`guest`]: what that /init does inside the machine;
+//! - [`frame`]: how its results cross the serial console;
+//! - [`boot`]: starting QEMU under a timeout and reading the results back.
+
+pub mod boot;
+pub mod frame;
+pub mod guest;
+pub mod images;
+pub mod initramfs;
+
+use crate::runner;
+use crate::transcript::{compare, render_divergence, Transcript};
+use anyhow::Context;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where things are.
+#[derive(Clone, Debug)]
+pub struct QemuConfig {
+    pub manifest: PathBuf,
+    pub cache: PathBuf,
+    /// The static riscv64 guest runner.
+    pub guest: PathBuf,
+    pub scenarios: PathBuf,
+    pub qemu: String,
+    pub timeout: Duration,
+    /// Only these kernels (by manifest name); all if empty.
+    pub only: Vec<String>,
+    /// Also run the corpus on the host kernel.
+    pub host: bool,
+}
+
+impl QemuConfig {
+    /// The defaults, relative to the workspace root `root`.
+    pub fn in_workspace(root: &Path) -> QemuConfig {
+        QemuConfig {
+            manifest: root.join("images/kernels.manifest"),
+            cache: root.join("images/cache"),
+            guest: root.join("target/riscv64gc-unknown-linux-gnu/release/guest-init"),
+            scenarios: root.join("tests/scenarios"),
+            qemu: "qemu-system-riscv64".into(),
+            timeout: Duration::from_secs(600),
+            only: Vec::new(),
+            host: true,
+        }
+    }
+}
+
+/// One kernel's outcome: every scenario's pair of transcripts.
+#[derive(Debug)]
+pub struct KernelReport {
+    /// `riscv64 Linux 6.12.107` or `x86_64 Linux 6.18.44 (host)`.
+    pub label: String,
+    /// The manifest name (`riscv64-6.12`) or `host`.
+    pub name: String,
+    pub profile: String,
+    pub note: String,
+    pub results: Vec<(String, Transcript, Transcript)>,
+    pub wall: Duration,
+}
+
+impl KernelReport {
+    pub fn calls(&self) -> usize {
+        self.results.iter().map(|(_, _, k)| k.calls()).sum()
+    }
+
+    /// Divergences and problems, rendered as `bpfmodel run --backend both` prints them.
+    pub fn findings(&self, corpus: &str) -> (usize, String) {
+        let mut n = 0;
+        let mut out = String::new();
+        for (path, model, kernel) in &self.results {
+            let p = format!("{corpus}/{path} [{}]", self.name);
+            for d in compare(model, kernel) {
+                n += 1;
+                out.push_str(&render_divergence(&p, &d, "model", "kernel"));
+            }
+            for (t, who) in [(model, "model"), (kernel, "kernel")] {
+                for (line, msg) in t.problems() {
+                    n += 1;
+                    out.push_str(&format!("{p}:{line}: {who}: {msg}\n"));
+                }
+            }
+        }
+        (n, out)
+    }
+
+    /// `riscv64 Linux 6.12.107: 80 scenarios, 640 calls, 0 divergences, 4.1 s`
+    pub fn summary(&self, divergences: usize) -> String {
+        format!(
+            "{}: {} scenarios, {} calls, {} divergences, {:.1} s",
+            self.label,
+            self.results.len(),
+            self.calls(),
+            divergences,
+            self.wall.as_secs_f64()
+        )
+    }
+}
+
+/// Fetches every kernel of the manifest (or the chosen ones).
+pub fn fetch_all(
+    cfg: &QemuConfig,
+    log: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Vec<images::KernelFiles>> {
+    let specs = images::load_manifest(&cfg.manifest)?;
+    let chosen: Vec<_> = specs
+        .into_iter()
+        .filter(|s| cfg.only.is_empty() || cfg.only.contains(&s.name))
+        .collect();
+    if chosen.is_empty() {
+        anyhow::bail!(
+            "no kernel of {} is named {:?}",
+            cfg.manifest.display(),
+            cfg.only
+        );
+    }
+    chosen
+        .iter()
+        .map(|s| images::fetch(s, &cfg.cache, &mut |m| log(&format!("{}: {m}", s.name))))
+        .collect()
+}
+
+/// Runs the corpus in every guest (in parallel) and on the host kernel.
+pub fn run(cfg: &QemuConfig, log: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Vec<KernelReport>> {
+    let kernels = fetch_all(cfg, log)?;
+    let paths = runner::collect_scenarios(std::slice::from_ref(&cfg.scenarios))?;
+    // Parse locally first: a broken scenario is reported here, with its line, not in a guest.
+    runner::load(std::slice::from_ref(&cfg.scenarios))?;
+    if !cfg.guest.is_file() {
+        anyhow::bail!(
+            "the guest runner {} is missing: build it with `make guest` (cargo build --release \
+             --target riscv64gc-unknown-linux-gnu --bin guest-init)",
+            cfg.guest.display()
+        );
+    }
+    let cpio = boot::build_initramfs(&cfg.guest, &paths, &cfg.scenarios)?;
+    std::fs::create_dir_all(&cfg.cache)?;
+    let initrd = cfg.cache.join("initramfs.cpio");
+    std::fs::write(&initrd, cpio).with_context(|| format!("writing {}", initrd.display()))?;
+
+    let guests = || -> Vec<anyhow::Result<KernelReport>> {
+        kernels
+            .par_iter()
+            .map(|k| {
+                log(&format!(
+                    "{}: booting Linux {} in QEMU",
+                    k.spec.name, k.version
+                ));
+                let g = boot::boot(&cfg.qemu, &k.image, &initrd, cfg.timeout)
+                    .with_context(|| format!("{} (Linux {})", k.spec.name, k.version))?;
+                Ok(KernelReport {
+                    label: format!(
+                        "{} Linux {}",
+                        k.spec.arch,
+                        g.release.split('+').next().unwrap_or(&g.release)
+                    ),
+                    name: k.spec.name.clone(),
+                    profile: g.profile,
+                    note: g.note,
+                    results: g.results,
+                    wall: g.wall,
+                })
+            })
+            .collect()
+    };
+    let host =
+        || -> Option<anyhow::Result<KernelReport>> { cfg.host.then(|| run_host(&cfg.scenarios)) };
+    let (guest_reports, host_report) = rayon::join(guests, host);
+    let mut out = Vec::new();
+    for r in guest_reports.into_iter().chain(host_report) {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// The corpus on the host kernel, as one more report.
+pub fn run_host(dir: &Path) -> anyhow::Result<KernelReport> {
+    let start = Instant::now();
+    let scenarios = runner::load(&[dir.to_path_buf()])?;
+    let (profile, note) = runner::host_profile()?;
+    let mut results = Vec::new();
+    for s in &scenarios {
+        let model = runner::run_model(s, &profile);
+        let kernel = runner::run_kernel(s)
+            .with_context(|| format!("running {} on the host kernel", s.path.display()))?;
+        let rel = s
+            .path
+            .strip_prefix(dir)
+            .unwrap_or(&s.path)
+            .display()
+            .to_string();
+        results.push((rel, model, kernel));
+    }
+    let release = crate::backend::kernel::kernel_release();
+    Ok(KernelReport {
+        label: format!(
+            "{} Linux {} (host)",
+            profile.arch.name(),
+            release.split('-').next().unwrap_or(&release)
+        ),
+        name: "host".into(),
+        profile: profile.label(),
+        note: note.unwrap_or_default(),
+        results,
+        wall: start.elapsed(),
+    })
+}
