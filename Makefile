@@ -1,11 +1,14 @@
 # The two commands of the README:
-#   make qemu-test   the model against real riscv64 kernels in QEMU (and the host kernel)
-#   make test        the whole test suite (CI runs this)
+#   make qemu-test   the model against real riscv64 kernels in QEMU, and the host kernel
+#   make test        the whole test suite, QEMU run included (CI runs this)
 
 CARGO ?= cargo
+GUEST_TARGET := riscv64gc-unknown-linux-gnu
+GUEST := target/$(GUEST_TARGET)/release/guest-init
+BPFMODEL := target/release/bpfmodel
 export INSTA_UPDATE ?= no
 
-.PHONY: all build test check fmt clippy qemu-test bench clean
+.PHONY: all build check test fmt qemu-deps guest qemu-fetch qemu-prep qemu-test bench clean
 
 all: build
 
@@ -17,15 +20,30 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: check
+# QEMU, OpenSBI, the riscv64 cross toolchain and the Rust target, if missing.
+qemu-deps:
+	./scripts/qemu-deps.sh
+
+# The guest runner: the harness, static for riscv64 (linker and flags in .cargo/config.toml).
+guest: qemu-deps
+	$(CARGO) build --release --target $(GUEST_TARGET) --bin guest-init
+
+# Fetch, verify and unpack the pinned kernels of images/kernels.manifest into images/cache.
+qemu-fetch: build
+	$(BPFMODEL) qemu-fetch
+
+qemu-prep: guest qemu-fetch
+
+# The main job: every pinned riscv64 kernel in QEMU, and the host kernel, against the model.
+qemu-test: qemu-prep
+	$(BPFMODEL) qemu-test
+
+test: check qemu-prep
 	$(CARGO) test --workspace
 
 fmt:
 	$(CARGO) fmt --all
 
-# Until the QEMU runner lands (issue 3) this compares the model with the host kernel only.
-qemu-test: build
-	./target/release/bpfmodel run --backend both tests/scenarios
-
 clean:
 	$(CARGO) clean
+	rm -rf images/cache

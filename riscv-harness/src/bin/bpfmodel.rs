@@ -72,6 +72,9 @@ struct QemuArgs {
     /// Only this kernel (a manifest name such as riscv64-6.12); repeatable.
     #[arg(long = "kernel")]
     only: Vec<String>,
+    /// Fetch from this Debian archive instead of the one in the apt configuration.
+    #[arg(long)]
+    archive: Option<String>,
 }
 
 impl QemuArgs {
@@ -85,6 +88,7 @@ impl QemuArgs {
             timeout: std::time::Duration::from_secs(self.timeout),
             only: self.only.clone(),
             host,
+            archive: self.archive.clone(),
         }
     }
 }

@@ -122,7 +122,7 @@ pub fn apt_archive() -> anyhow::Result<String> {
         &std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default(),
     ));
     uris.into_iter()
-        .find(|u| !u.contains("security") && u.starts_with("http"))
+        .find(|u| !u.contains("security") && (u.starts_with("http") || u.starts_with("file:")))
         .map(|u| u.trim_end_matches('/').to_string())
         .context("no Debian archive in /etc/apt/sources.list or /etc/apt/sources.list.d")
 }
@@ -169,7 +169,8 @@ fn download(url: &str, dest: &Path) -> anyhow::Result<bool> {
     if out.status.success() {
         return Ok(true);
     }
-    if code == "404" {
+    // 404 from a server; curl's 37 ("couldn't read file") for a file:// mirror.
+    if code == "404" || out.status.code() == Some(37) {
         let _ = std::fs::remove_file(dest);
         return Ok(false);
     }
@@ -337,10 +338,12 @@ fn fetch_index(
 }
 
 /// Makes sure the kernel's image and config are in `cache/<name>/`, verified, and returns them.
+/// `archive` overrides the apt configuration's archive (a mirror, or a test's `file://` tree);
 /// `log` receives what is done (downloads, fallbacks).
 pub fn fetch(
     spec: &KernelSpec,
     cache: &Path,
+    archive: Option<&str>,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<KernelFiles> {
     let dir = cache.join(&spec.name);
@@ -366,7 +369,10 @@ pub fn fetch(
         return files(spec, image, config);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let archive = apt_archive()?;
+    let archive = match archive {
+        Some(a) => a.trim_end_matches('/').to_string(),
+        None => apt_archive()?,
+    };
     let work = dir.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -33,6 +33,8 @@ pub struct QemuConfig {
     pub only: Vec<String>,
     /// Also run the corpus on the host kernel.
     pub host: bool,
+    /// A Debian archive to fetch from instead of the one in the apt configuration.
+    pub archive: Option<String>,
 }
 
 impl QemuConfig {
@@ -47,6 +49,7 @@ impl QemuConfig {
             timeout: Duration::from_secs(600),
             only: Vec::new(),
             host: true,
+            archive: None,
         }
     }
 }
@@ -121,7 +124,11 @@ pub fn fetch_all(
     }
     chosen
         .iter()
-        .map(|s| images::fetch(s, &cfg.cache, &mut |m| log(&format!("{}: {m}", s.name))))
+        .map(|s| {
+            images::fetch(s, &cfg.cache, cfg.archive.as_deref(), &mut |m| {
+                log(&format!("{}: {m}", s.name))
+            })
+        })
         .collect()
 }
 

@@ -1,0 +1,326 @@
+//! `make qemu-test` as a test: every pinned riscv64 kernel boots in QEMU, runs the corpus,
+//! and must agree with the model call for call; each kernel's transcripts are snapshotted, so
+//! a kernel upgrade shows up as a reviewed diff. Also: broken images and a dying QEMU fail
+//! clearly and quickly.
+//!
+//! Needs qemu-system-riscv64, the cross-built guest runner and the kernel images (`make
+//! qemu-prep` installs and fetches them). Without them the test prints SKIP, except under
+//! CI=true, where that is a failure.
+
+use riscv_harness::qemu::{self, boot, images, QemuConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Ok if QEMU tests can run here, else the reason.
+fn prerequisites(cfg: &QemuConfig) -> Result<(), String> {
+    let q = Command::new(&cfg.qemu).arg("--version").output();
+    if !q.is_ok_and(|o| o.status.success()) {
+        return Err(format!("{} is not installed (make qemu-prep)", cfg.qemu));
+    }
+    if !cfg.guest.is_file() {
+        return Err(format!("{} is not built (make guest)", cfg.guest.display()));
+    }
+    Ok(())
+}
+
+fn skip_or_fail(test: &str, why: String) {
+    if ci() {
+        panic!("CI=true but {test} cannot run: {why}");
+    }
+    eprintln!("SKIP {test}: {why}");
+}
+
+#[test]
+fn every_pinned_riscv64_kernel_agrees_with_the_model() {
+    let mut cfg = QemuConfig::in_workspace(&root());
+    cfg.host = false;
+    if let Err(why) = prerequisites(&cfg) {
+        return skip_or_fail("every_pinned_riscv64_kernel_agrees_with_the_model", why);
+    }
+    let reports = qemu::run(&cfg, &|m| eprintln!("{m}")).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports.len(), 2, "both pinned kernels ran");
+    let mut failures = String::new();
+    for r in &reports {
+        let (n, text) = r.findings("tests/scenarios");
+        eprintln!("{}", r.summary(n));
+        failures.push_str(&text);
+        for (path, _, kernel) in &r.results {
+            let mut settings = insta::Settings::clone_current();
+            settings.set_snapshot_path("snapshots/kernels");
+            settings.set_prepend_module_to_snapshot(false);
+            settings.set_omit_expression(true);
+            settings.set_description(format!(
+                "{} ({}), model profile {}",
+                r.label, r.name, r.profile
+            ));
+            let name = format!("{}@{}", r.name, path.replace('/', "__"));
+            settings.bind(|| insta::assert_snapshot!(name, kernel.render()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "model and kernel disagree:\n{failures}"
+    );
+}
+
+/// A fake Debian archive under `dir`: one package holding a kernel image and its config.
+fn fake_archive(dir: &Path, name: &str) -> (PathBuf, String) {
+    let pkg = dir.join("pkg");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("boot")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: 1.0-1\nArchitecture: riscv64\nMaintainer: t <t@t>\nDescription: test\n"),
+    )
+    .unwrap();
+    std::fs::write(pkg.join("boot/vmlinux-9.9.9-riscv64"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(
+        pkg.join("boot/config-9.9.9-riscv64"),
+        "#\n# Linux/riscv 9.9.9 Kernel Configuration\n#\n",
+    )
+    .unwrap();
+    let pool = dir.join("archive/pool/main/l/linux");
+    std::fs::create_dir_all(&pool).unwrap();
+    let deb = pool.join(format!("{name}_1.0-1_riscv64.deb"));
+    let st = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&pkg)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "dpkg-deb: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let sha = images::sha256_file(&deb).unwrap();
+    // The suite's index, and a Release file that vouches for it.
+    let index = dir.join("archive/dists/trixie/main/binary-riscv64");
+    std::fs::create_dir_all(&index).unwrap();
+    let stanza = format!(
+        "Package: {name}\nVersion: 1.0-1\nFilename: pool/main/l/linux/{name}_1.0-1_riscv64.deb\nSHA256: {sha}\n\n"
+    );
+    std::fs::write(index.join("Packages"), stanza).unwrap();
+    let st = Command::new("xz")
+        .arg("-k")
+        .arg(index.join("Packages"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let xz_sha = images::sha256_file(&index.join("Packages.xz")).unwrap();
+    std::fs::write(
+        dir.join("archive/dists/trixie/Release"),
+        format!("Suite: trixie\nSHA256:\n {xz_sha} 100 main/binary-riscv64/Packages.xz\n"),
+    )
+    .unwrap();
+    (dir.join("archive"), sha)
+}
+
+fn spec(name: &str, sha: &str) -> images::KernelSpec {
+    images::KernelSpec {
+        name: "test-kernel".into(),
+        arch: "riscv64".into(),
+        suite: "trixie".into(),
+        debs: vec![images::Deb {
+            name: name.into(),
+            version: "1.0-1".into(),
+            sha256: sha.into(),
+            pattern: "linux-image-9.9.*".into(),
+        }],
+        image: "boot/vmlinux-*".into(),
+        config: "boot/config-*".into(),
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bpfmodel-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn fetch_checks_sha256_and_cached_images() {
+    if Command::new("dpkg-deb").arg("--version").output().is_err() {
+        return skip_or_fail(
+            "fetch_checks_sha256_and_cached_images",
+            "dpkg-deb is missing".into(),
+        );
+    }
+    let dir = tempdir("fetch");
+    let name = "linux-image-9.9.9-riscv64";
+    let (archive, sha) = fake_archive(&dir, name);
+    let url = format!("file://{}", archive.display());
+    let a = Some(url.as_str());
+    let cache = dir.join("cache");
+
+    // A wrong SHA256 in the pin: a clear error naming both hashes, and nothing cached.
+    let wrong = "0".repeat(64);
+    let e = images::fetch(&spec(name, &wrong), &cache, a, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("SHA256 mismatch") && e.contains(&sha) && e.contains(&wrong),
+        "{e}"
+    );
+    assert!(!cache.join("test-kernel/ready").exists());
+
+    // The right one: unpacked, version read from the config, reused the next time.
+    let k = images::fetch(&spec(name, &sha), &cache, a, &mut |_| {}).unwrap();
+    assert_eq!(k.version, "9.9.9");
+    assert_eq!(std::fs::read(&k.image).unwrap().len(), 100_000);
+    let mut logged = Vec::new();
+    images::fetch(&spec(name, &sha), &cache, a, &mut |m| {
+        logged.push(m.to_string())
+    })
+    .unwrap();
+    assert!(logged.is_empty(), "the cache was not reused: {logged:?}");
+
+    // A truncated cached image: a clear error saying what to remove.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&k.image)
+        .unwrap();
+    f.set_len(1000).unwrap();
+    let e = images::fetch(&spec(name, &sha), &cache, a, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("corrupt") && e.contains("Remove"), "{e}");
+
+    // The pinned version gone from the archive: the newest of the family from the suite's
+    // index (checked against its Release file), announced loudly.
+    let _ = std::fs::remove_dir_all(&cache);
+    let mut gone = spec("linux-image-9.9.8-riscv64", &"1".repeat(64));
+    gone.debs[0].pattern = "linux-image-9.9.*-riscv64".into();
+    let mut logged = Vec::new();
+    let k = images::fetch(&gone, &cache, a, &mut |m| logged.push(m.to_string())).unwrap();
+    assert_eq!(k.version, "9.9.9");
+    assert!(
+        logged.iter().any(|m| m.contains("WARNING")
+            && m.contains("linux-image-9.9.8-riscv64")
+            && m.contains(name)),
+        "{logged:?}"
+    );
+
+    // An index that does not match its Release file is refused.
+    let _ = std::fs::remove_dir_all(&cache);
+    let index = archive.join("dists/trixie/main/binary-riscv64/Packages.xz");
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes.push(0);
+    std::fs::write(&index, bytes).unwrap();
+    let e = images::fetch(&gone, &cache, a, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not match the Release file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in for qemu-system-riscv64 that does what `script` says.
+fn fake_qemu(dir: &Path, script: &str) -> String {
+    let p = dir.join("fake-qemu");
+    std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+    Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_killed_qemu_is_a_clear_error() {
+    let dir = tempdir("killed");
+    let q = fake_qemu(
+        &dir,
+        "echo 'Linux version 9.9'; echo 'Run /init as init process'; kill -9 $$",
+    );
+    let e = boot::boot(
+        &q,
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+        Duration::from_secs(30),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("never reported in") && e.contains("Run /init as init process"),
+        "{e}"
+    );
+    assert!(e.contains("signal: 9"), "{e}");
+}
+
+#[test]
+fn a_hanging_qemu_is_killed_at_the_timeout() {
+    let dir = tempdir("hang");
+    let q = fake_qemu(&dir, "echo 'booting'; exec sleep 600");
+    let start = std::time::Instant::now();
+    let e = boot::boot(&q, Path::new("/x"), Path::new("/x"), Duration::from_secs(2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the timeout did not stop it"
+    );
+    assert!(
+        e.contains("did not finish within 2 s") && e.contains("booting"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_runner_that_dies_midway_is_a_clear_error() {
+    use riscv_harness::qemu::frame::Encoder;
+    let dir = tempdir("midway");
+    let mut enc = Encoder::default();
+    let hello = enc.record("HELLO", b"6.12.0\t2\tlinux-6.12/riscv64/2cpu\t");
+    let log = dir.join("console");
+    std::fs::write(
+        &log,
+        format!("{hello}[   3.1] Kernel panic - not syncing: Attempted to kill init!\n"),
+    )
+    .unwrap();
+    let q = fake_qemu(&dir, &format!("cat {}", log.display()));
+    let e = boot::boot(
+        &q,
+        Path::new("/x"),
+        Path::new("/x"),
+        Duration::from_secs(30),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("stopped before the end") && e.contains("Kernel panic"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_truncated_kernel_image_fails_to_boot_clearly() {
+    let cfg = QemuConfig::in_workspace(&root());
+    if let Err(why) = prerequisites(&cfg) {
+        return skip_or_fail("a_truncated_kernel_image_fails_to_boot_clearly", why);
+    }
+    let dir = tempdir("truncated");
+    let image = dir.join("Image");
+    std::fs::write(&image, vec![0u8; 4096]).unwrap();
+    let initrd = dir.join("initrd");
+    std::fs::write(
+        &initrd,
+        riscv_harness::qemu::initramfs::Cpio::new().finish(),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let e = boot::boot(&cfg.qemu, &image, &initrd, Duration::from_secs(20))
+        .unwrap_err()
+        .to_string();
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(
+        e.contains("never reported in") || e.contains("did not finish"),
+        "{e}"
+    );
+}
