@@ -18,8 +18,8 @@ const FILE: &str = "kernel/bpf/arraymap.c";
 const ARRAY_CREATE_FLAG_MASK: u32 =
     BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
 
-/// Elements per stored chunk.
-const CHUNK: u32 = 64;
+/// Bytes a stored chunk aims for: many small elements share one, a large element has its own.
+const CHUNK_BYTES: usize = 4096;
 
 /// `array_map_alloc_check()`: shared by every array flavour.
 pub fn array_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
@@ -78,13 +78,15 @@ pub fn array_map_alloc(
         ncpus,
         cpu_flags: ctx.profile().percpu_cpu_flags,
     };
+    let elem_len = if percpu {
+        slot * ncpus
+    } else {
+        attr.value_size as usize
+    };
     let array = BpfArray {
         percpu: percpu.then_some(layout),
-        elem_len: if percpu {
-            slot * ncpus
-        } else {
-            attr.value_size as usize
-        },
+        elem_len,
+        per_chunk: (CHUNK_BYTES / elem_len.max(1)).max(1) as u32,
         chunks: HashMap::new(),
         mem: ArrayMem {
             struct_size: ctx.profile().sizeof_bpf_array,
@@ -109,7 +111,9 @@ struct BpfArray {
     percpu: Option<PercpuLayout>,
     /// Bytes of one element as the syscall sees it: `value_size`, or one rounded slot per CPU.
     elem_len: usize,
-    /// Written chunks of `CHUNK` elements; everything else reads as zeros.
+    /// Elements per stored chunk.
+    per_chunk: u32,
+    /// Written chunks of `per_chunk` elements; everything else reads as zeros.
     chunks: HashMap<u32, Box<[u8]>>,
     mem: ArrayMem,
 }
@@ -126,7 +130,7 @@ impl BpfArray {
     }
 
     fn read(&self, index: u32, out: &mut [u8]) {
-        let (c, i) = (index / CHUNK, (index % CHUNK) as usize);
+        let (c, i) = (index / self.per_chunk, (index % self.per_chunk) as usize);
         match self.chunks.get(&c) {
             Some(chunk) => out.copy_from_slice(&chunk[i * self.elem_len..][..out.len()]),
             None => out.fill(0),
@@ -134,12 +138,13 @@ impl BpfArray {
     }
 
     fn write(&mut self, index: u32, data: &[u8]) {
-        let (c, i) = (index / CHUNK, (index % CHUNK) as usize);
+        let (c, i) = (index / self.per_chunk, (index % self.per_chunk) as usize);
         let len = self.elem_len;
+        let per_chunk = self.per_chunk as usize;
         let chunk = self
             .chunks
             .entry(c)
-            .or_insert_with(|| vec![0u8; len * CHUNK as usize].into_boxed_slice());
+            .or_insert_with(|| vec![0u8; len * per_chunk].into_boxed_slice());
         chunk[i * len..][..data.len()].copy_from_slice(data);
     }
 }
