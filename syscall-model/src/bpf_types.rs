@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
-use crate::{arraymap, hashtab};
+use crate::{arraymap, bloom_filter, hashtab, queue_stack_maps};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -52,6 +52,27 @@ pub static HTAB_PERCPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: hashtab::htab_map_alloc,
 };
 
+pub static QUEUE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "queue_map_ops",
+    file: "kernel/bpf/queue_stack_maps.c",
+    map_alloc_check: Some(queue_stack_maps::queue_stack_map_alloc_check),
+    map_alloc: queue_stack_maps::queue_stack_map_alloc,
+};
+
+pub static STACK_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "stack_map_ops",
+    file: "kernel/bpf/queue_stack_maps.c",
+    map_alloc_check: Some(queue_stack_maps::queue_stack_map_alloc_check),
+    map_alloc: queue_stack_maps::queue_stack_map_alloc,
+};
+
+pub static BLOOM_FILTER_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "bloom_filter_map_ops",
+    file: "kernel/bpf/bloom_filter.c",
+    map_alloc_check: Some(bloom_filter::bloom_map_alloc_check),
+    map_alloc: bloom_filter::bloom_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -70,6 +91,9 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::ARRAY => MapTypeEntry::Modelled(&ARRAY_MAP_OPS),
         MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
         MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
+        MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
+        MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
+        MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }

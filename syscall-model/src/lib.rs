@@ -10,6 +10,8 @@
 //! | [`syscall`] | kernel/bpf/syscall.c (`__sys_bpf`, `map_create`, the element commands) |
 //! | [`hashtab`] | kernel/bpf/hashtab.c |
 //! | [`arraymap`] | kernel/bpf/arraymap.c |
+//! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
+//! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
 //! | [`map`] | `struct bpf_map`, `struct bpf_map_ops` (include/linux/bpf.h) |
 //! | [`jhash`] | include/linux/jhash.h |
@@ -19,6 +21,7 @@
 //! Version and architecture differences live in [`profile::KernelProfile`].
 
 pub mod arraymap;
+pub mod bloom_filter;
 pub mod bpf_types;
 pub mod ctx;
 pub mod errno;
@@ -28,6 +31,7 @@ pub mod jhash;
 pub mod kernel;
 pub mod map;
 pub mod profile;
+pub mod queue_stack_maps;
 pub mod syscall;
 pub mod trace;
 pub mod uaccess;

@@ -122,6 +122,17 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         "bpf_map_value_size(): the bytes a value takes in user space",
         || format!("{} bytes", value.len()),
     );
+    if map.desc.map_type == MapType::BLOOM_FILTER {
+        // A bloom filter is asked about a value: it is read from user space, nothing is
+        // written back.
+        let what = "the value pointer is readable (a bloom filter reads it)";
+        let v = ctx.copy_from_user(F, what, a.value, value.len())?;
+        value.copy_from_slice(&v);
+        let r = map
+            .ops()
+            .map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags);
+        return r;
+    }
     // bpf_map_copy_value(): the type's read.
     map.ops()
         .map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags)?;
