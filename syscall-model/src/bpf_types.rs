@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
-use crate::{arraymap, bloom_filter, hashtab, queue_stack_maps};
+use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -73,6 +73,13 @@ pub static BLOOM_FILTER_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: bloom_filter::bloom_map_alloc,
 };
 
+pub static TRIE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "trie_map_ops",
+    file: "kernel/bpf/lpm_trie.c",
+    map_alloc_check: None,
+    map_alloc: lpm_trie::trie_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -91,6 +98,7 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::ARRAY => MapTypeEntry::Modelled(&ARRAY_MAP_OPS),
         MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
         MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
+        MapType::LPM_TRIE => MapTypeEntry::Modelled(&TRIE_MAP_OPS),
         MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
         MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
         MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),

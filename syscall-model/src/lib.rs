@@ -10,6 +10,7 @@
 //! | [`syscall`] | kernel/bpf/syscall.c (`__sys_bpf`, `map_create`, the element commands) |
 //! | [`hashtab`] | kernel/bpf/hashtab.c |
 //! | [`arraymap`] | kernel/bpf/arraymap.c |
+//! | [`lpm_trie`] | kernel/bpf/lpm_trie.c |
 //! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -29,6 +30,7 @@ pub mod fd;
 pub mod hashtab;
 pub mod jhash;
 pub mod kernel;
+pub mod lpm_trie;
 pub mod map;
 pub mod profile;
 pub mod queue_stack_maps;

@@ -80,6 +80,9 @@ pub struct KernelProfile {
     pub sizeof_bpf_htab: u64,
     /// `sizeof(struct bpf_array)`.
     pub sizeof_bpf_array: u64,
+    /// `sizeof(struct lpm_trie_node)`: bounds an LPM value and counts in its memlock (6.12
+    /// still has an `rcu_head` in it: 40 bytes; from 6.18 on 24).
+    pub sizeof_lpm_trie_node: u64,
     /// Whether `htab_map_mem_usage` still counts `HASHTAB_MAP_LOCK_COUNT` per-CPU ints
     /// (6.12 and 6.18 do; 7.2 dropped the term).
     pub htab_mem_counts_lock_counters: bool,
@@ -125,6 +128,7 @@ impl KernelProfile {
             htab_elem_size: 48,
             sizeof_bpf_htab: 832,
             sizeof_bpf_array: 312,
+            sizeof_lpm_trie_node: 24,
             htab_mem_counts_lock_counters: true,
             nr_cmds: 38,
             nr_map_types: 34,
@@ -148,6 +152,7 @@ impl KernelProfile {
             },
             attr_size: 152,
             nr_cmds: 37,
+            sizeof_lpm_trie_node: 40,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }

@@ -145,6 +145,7 @@ pub fn run(cfg: &QemuConfig, log: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Vec<
             cfg.guest.display()
         );
     }
+    warn_if_stale(&cfg.guest, log);
     let cpio = boot::build_initramfs(&cfg.guest, &paths, &cfg.scenarios)?;
     std::fs::create_dir_all(&cfg.cache)?;
     let initrd = cfg.cache.join("initramfs.cpio");
@@ -216,4 +217,39 @@ pub fn run_host(dir: &Path) -> anyhow::Result<KernelReport> {
         results,
         wall: start.elapsed(),
     })
+}
+
+/// The guest runner carries its own copy of the model: if a source file is newer than the
+/// binary, the guest would test yesterday's model. Say so (`make qemu-test` rebuilds it).
+fn warn_if_stale(guest: &Path, log: &(dyn Fn(&str) + Sync)) {
+    let Ok(built) = std::fs::metadata(guest).and_then(|m| m.modified()) else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![
+        root.join("syscall-model/src"),
+        root.join("riscv-harness/src"),
+    ];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+            {
+                log(&format!(
+                    "WARNING: {} is older than {}: the guest runs an old model. Rebuild it with `make guest`.",
+                    guest.display(),
+                    p.display()
+                ));
+                return;
+            }
+        }
+    }
 }

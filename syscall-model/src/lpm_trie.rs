@@ -1,0 +1,460 @@
+//! kernel/bpf/lpm_trie.c: BPF_MAP_TYPE_LPM_TRIE, longest-prefix match.
+//!
+//! A key is a u32 `prefixlen` (host order) followed by `data_size` bytes whose bits are read
+//! most significant first. The trie is the kernel's: a path-compressed binary trie whose
+//! intermediate nodes (`LPM_TREE_NODE_FLAG_IM`) hold no value and always have two children.
+//! LOOKUP finds the longest stored prefix covering the key; UPDATE and DELETE are exact;
+//! GET_NEXT_KEY walks post-order (more specific prefixes first). Node data keeps every byte
+//! of the key that created it, bits past the prefix included, as the kernel stores it.
+
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::hashtab::bpf_map_flags_access_ok;
+use crate::map::{BpfMapOps, MapDesc};
+use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr};
+
+const FILE: &str = "kernel/bpf/lpm_trie.c";
+
+/// `LPM_CREATE_FLAG_MASK`.
+const LPM_CREATE_FLAG_MASK: u32 = BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK;
+const LPM_DATA_SIZE_MAX: u32 = 256;
+const LPM_DATA_SIZE_MIN: u32 = 1;
+/// `sizeof(struct bpf_lpm_trie_key_u8)`: the prefixlen.
+const LPM_KEY_HDR: u32 = 4;
+
+/// `trie_alloc()`: LPM_TRIE has no alloc_check; every rule is here.
+pub fn trie_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    const F: &str = "trie_alloc";
+    ctx.enter(F, FILE, String::new);
+    let node_size = ctx.profile().sizeof_lpm_trie_node;
+    let val_max = ctx.profile().kmalloc_max_size - LPM_DATA_SIZE_MAX as u64 - node_size;
+    check!(ctx, F, attr.max_entries == 0
+            || !attr.has(BPF_F_NO_PREALLOC)
+            || attr.map_flags & !LPM_CREATE_FLAG_MASK != 0
+            || !bpf_map_flags_access_ok(attr.map_flags)
+            || attr.key_size < LPM_KEY_HDR + LPM_DATA_SIZE_MIN
+            || attr.key_size > LPM_KEY_HDR + LPM_DATA_SIZE_MAX
+            || attr.value_size < 1
+            || attr.value_size as u64 > val_max => Errno::EINVAL,
+        "max_entries > 0, BPF_F_NO_PREALLOC set (it is mandatory), flags within NO_PREALLOC, \
+         NUMA_NODE and the access flags, key_size 5..=260 (prefixlen + 1..=256 data bytes), \
+         value_size 1..=KMALLOC_MAX_SIZE - 256 - sizeof(struct lpm_trie_node)",
+        "max_entries={} map_flags={:#x} key_size={} value_size={} (max {val_max})",
+        attr.max_entries, attr.map_flags, attr.key_size, attr.value_size);
+    let data_size = (attr.key_size - LPM_KEY_HDR) as usize;
+    let trie = LpmTrie {
+        data_size,
+        max_prefixlen: data_size as u32 * 8,
+        root: None,
+        nodes: Vec::new(),
+        free: Vec::new(),
+        n_entries: 0,
+        node_size,
+    };
+    Ok((MapDesc::from_attr(attr), Box::new(trie)))
+}
+
+struct Node {
+    prefixlen: u32,
+    /// An intermediate node: no value, exactly two children.
+    im: bool,
+    data: Box<[u8]>,
+    value: Box<[u8]>,
+    child: [Option<usize>; 2],
+}
+
+/// `struct lpm_trie`; nodes live in an arena, linked by index.
+struct LpmTrie {
+    data_size: usize,
+    max_prefixlen: u32,
+    root: Option<usize>,
+    nodes: Vec<Option<Node>>,
+    free: Vec<usize>,
+    n_entries: u32,
+    /// `sizeof(struct lpm_trie_node)` of the profiled kernel.
+    node_size: u64,
+}
+
+/// Where a node hangs: the root, or a child slot of a node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Root,
+    Child(usize, usize),
+}
+
+/// `extract_bit()`: bit `index` of `data`, most significant bit of byte 0 first.
+fn extract_bit(data: &[u8], index: u32) -> usize {
+    let byte = data.get((index / 8) as usize).copied().unwrap_or(0);
+    ((byte >> (7 - index % 8)) & 1) as usize
+}
+
+impl LpmTrie {
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("live node")
+    }
+
+    fn node_mut(&mut self, i: usize) -> &mut Node {
+        self.nodes[i].as_mut().expect("live node")
+    }
+
+    fn get(&self, slot: Slot) -> Option<usize> {
+        match slot {
+            Slot::Root => self.root,
+            Slot::Child(n, b) => self.node(n).child[b],
+        }
+    }
+
+    fn set(&mut self, slot: Slot, v: Option<usize>) {
+        match slot {
+            Slot::Root => self.root = v,
+            Slot::Child(n, b) => self.node_mut(n).child[b] = v,
+        }
+    }
+
+    fn alloc(&mut self, node: Node) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = Some(node);
+                i
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    fn release(&mut self, i: usize) {
+        self.nodes[i] = None;
+        self.free.push(i);
+    }
+
+    /// `longest_prefix_match()`: how many leading bits of the node and the key agree, at most
+    /// the shorter of the two prefixes.
+    fn longest_prefix_match(&self, node: usize, kplen: u32, kdata: &[u8]) -> u32 {
+        let n = self.node(node);
+        let limit = n.prefixlen.min(kplen);
+        let mut len = 0;
+        for (a, b) in n.data.iter().zip(kdata) {
+            let diff = a ^ b;
+            if diff != 0 {
+                len += diff.leading_zeros();
+                break;
+            }
+            len += 8;
+        }
+        len.min(limit)
+    }
+
+    fn split_key<'k>(&self, key: &'k [u8]) -> (u32, &'k [u8]) {
+        (
+            u32::from_le_bytes([key[0], key[1], key[2], key[3]]),
+            &key[4..4 + self.data_size],
+        )
+    }
+
+    /// `trie_check_add_elem()`: a new entry needs room, and BPF_EXIST needs an existing one.
+    fn check_add_elem(&mut self, ctx: &mut Ctx, map: &MapDesc, flags: u64) -> Result<(), Errno> {
+        const F: &str = "trie_check_add_elem";
+        check!(ctx, F, flags == BPF_EXIST => Errno::ENOENT, "BPF_EXIST needs the prefix to be there", "prefix missing");
+        check!(ctx, F, self.n_entries == map.max_entries => Errno::ENOSPC,
+            "fewer than max_entries prefixes for a new one", "n_entries={} max_entries={}", self.n_entries, map.max_entries);
+        self.n_entries += 1;
+        Ok(())
+    }
+}
+
+impl BpfMapOps for LpmTrie {
+    /// `trie_lookup_elem()`: the longest stored prefix covering the key.
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "trie_lookup_elem";
+        let (kplen, kdata) = self.split_key(key);
+        let max = self.max_prefixlen;
+        check!(ctx, F, kplen > max => Errno::ENOENT, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
+        let mut found = None;
+        let mut cur = self.root;
+        while let Some(n) = cur {
+            let matchlen = self.longest_prefix_match(n, kplen, kdata);
+            if matchlen == max {
+                found = Some(n);
+                break;
+            }
+            let node = self.node(n);
+            if matchlen < node.prefixlen {
+                break;
+            }
+            if !node.im {
+                found = Some(n);
+            }
+            cur = node.child[extract_bit(kdata, node.prefixlen)];
+        }
+        let Some(n) = found else {
+            return Err(ctx.fail(
+                F,
+                FILE,
+                "a stored prefix covers the key",
+                Errno::ENOENT,
+                || format!("no prefix matches /{kplen}"),
+            ));
+        };
+        ctx.note(F, FILE, "the longest matching prefix", || {
+            format!("/{}", self.node(n).prefixlen)
+        });
+        value.copy_from_slice(&self.node(n).value);
+        Ok(())
+    }
+
+    /// `trie_update_elem()`: exact insert or replace.
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "trie_update_elem";
+        check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+            "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+        let (kplen, kdata) = self.split_key(key);
+        let max = self.max_prefixlen;
+        check!(ctx, F, kplen > max => Errno::EINVAL, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
+        let new_node = Node {
+            prefixlen: kplen,
+            im: false,
+            data: kdata.into(),
+            value: value[..map.value_size as usize].into(),
+            child: [None, None],
+        };
+        // Walk down as long as the node's prefix is a proper prefix of the key.
+        let mut slot = Slot::Root;
+        let mut matchlen = 0;
+        let mut node = self.get(slot);
+        while let Some(n) = node {
+            matchlen = self.longest_prefix_match(n, kplen, kdata);
+            let np = self.node(n).prefixlen;
+            if np != matchlen || np == kplen {
+                break;
+            }
+            slot = Slot::Child(n, extract_bit(kdata, np));
+            node = self.get(slot);
+        }
+        let Some(n) = node else {
+            // A free slot: the new node goes there.
+            self.check_add_elem(ctx, map, flags)?;
+            let i = self.alloc(new_node);
+            self.set(slot, Some(i));
+            return Ok(());
+        };
+        let (np, nim) = (self.node(n).prefixlen, self.node(n).im);
+        if np == matchlen {
+            // The same prefix: replace the node (an intermediate one becomes a real entry).
+            if !nim {
+                check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
+                    "BPF_NOEXIST needs a prefix that is not there", "prefix exists");
+            } else {
+                self.check_add_elem(ctx, map, flags)?;
+            }
+            let children = self.node(n).child;
+            let i = self.alloc(Node {
+                child: children,
+                ..new_node
+            });
+            self.set(slot, Some(i));
+            self.release(n);
+            return Ok(());
+        }
+        self.check_add_elem(ctx, map, flags)?;
+        if matchlen == kplen {
+            // The new prefix covers the node: insert it above.
+            let bit = extract_bit(&self.node(n).data, matchlen);
+            let mut nn = new_node;
+            nn.child[bit] = Some(n);
+            let i = self.alloc(nn);
+            self.set(slot, Some(i));
+            return Ok(());
+        }
+        // They part at bit `matchlen`: an intermediate node takes both.
+        let im_data = self.node(n).data.clone();
+        let new_bit = extract_bit(kdata, matchlen);
+        let i_new = self.alloc(new_node);
+        let mut child = [None, None];
+        child[new_bit] = Some(i_new);
+        child[1 - new_bit] = Some(n);
+        let im = Node {
+            prefixlen: matchlen,
+            im: true,
+            data: im_data,
+            value: Box::new([]),
+            child,
+        };
+        let i_im = self.alloc(im);
+        self.set(slot, Some(i_im));
+        Ok(())
+    }
+
+    /// `trie_delete_elem()`: exact match only.
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
+        const F: &str = "trie_delete_elem";
+        let (kplen, kdata) = self.split_key(key);
+        let max = self.max_prefixlen;
+        check!(ctx, F, kplen > max => Errno::EINVAL, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
+        let mut trim = Slot::Root;
+        let mut trim2 = trim;
+        let mut parent = None;
+        let mut matchlen = 0;
+        let mut node = self.get(trim);
+        while let Some(n) = node {
+            matchlen = self.longest_prefix_match(n, kplen, kdata);
+            let np = self.node(n).prefixlen;
+            if np != matchlen || np == kplen {
+                break;
+            }
+            parent = Some(n);
+            trim2 = trim;
+            trim = Slot::Child(n, extract_bit(kdata, np));
+            node = self.get(trim);
+        }
+        let exact = node.filter(|n| {
+            let nd = self.node(*n);
+            nd.prefixlen == kplen && nd.prefixlen == matchlen && !nd.im
+        });
+        let Some(n) = exact else {
+            return Err(
+                ctx.fail(F, FILE, "the exact prefix is stored", Errno::ENOENT, || {
+                    format!("no entry for /{kplen}")
+                }),
+            );
+        };
+        self.n_entries -= 1;
+        let child = self.node(n).child;
+        if child[0].is_some() && child[1].is_some() {
+            // Two children: the node stays as an intermediate one.
+            let nd = self.node_mut(n);
+            nd.im = true;
+            nd.value = Box::new([]);
+            return Ok(());
+        }
+        if let Some(p) = parent.filter(|p| self.node(*p).im && child == [None, None]) {
+            // A leaf under an intermediate parent: the parent goes too, its other child moves up.
+            let pc = self.node(p).child;
+            let other = if pc[0] == Some(n) { pc[1] } else { pc[0] };
+            self.set(trim2, other);
+            self.release(p);
+            self.release(n);
+            return Ok(());
+        }
+        self.set(trim, child[0].or(child[1]));
+        self.release(n);
+        Ok(())
+    }
+
+    /// `trie_get_next_key()`: post-order, more specific prefixes before their cover.
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno> {
+        const F: &str = "trie_get_next_key";
+        let Some(root) = self.root else {
+            return Err(ctx.fail(F, FILE, "the trie is not empty", Errno::ENOENT, String::new));
+        };
+        let mut search_root = root;
+        let mut next = None;
+        if let Some((kplen, kdata)) = key
+            .map(|k| self.split_key(k))
+            .filter(|(p, _)| *p <= self.max_prefixlen)
+        {
+            let mut stack = Vec::new();
+            let mut matchlen = 0;
+            let mut node = Some(root);
+            while let Some(n) = node {
+                stack.push(n);
+                matchlen = self.longest_prefix_match(n, kplen, kdata);
+                let np = self.node(n).prefixlen;
+                if np != matchlen || np == kplen {
+                    break;
+                }
+                node = self.node(n).child[extract_bit(kdata, np)];
+            }
+            let exact = node.filter(|n| self.node(*n).prefixlen == matchlen && !self.node(*n).im);
+            if exact.is_some() {
+                // The first node after it in post-order.
+                let mut cur = *stack.last().expect("non-empty path");
+                let mut sp = stack.len() - 1;
+                let mut restart = None;
+                while sp > 0 {
+                    let parent = stack[sp - 1];
+                    let pc = self.node(parent).child;
+                    if pc[0] == Some(cur) {
+                        if let Some(right) = pc[1] {
+                            restart = Some(right);
+                            break;
+                        }
+                    }
+                    if !self.node(parent).im {
+                        next = Some(parent);
+                        break;
+                    }
+                    cur = parent;
+                    sp -= 1;
+                }
+                match (restart, next) {
+                    (Some(r), _) => search_root = r,
+                    (None, Some(_)) => {}
+                    (None, None) => {
+                        return Err(ctx.fail(
+                            F,
+                            FILE,
+                            "a prefix comes after this one",
+                            Errno::ENOENT,
+                            || format!("/{kplen} is the last in post-order"),
+                        ))
+                    }
+                }
+            } else {
+                ctx.note(
+                    F,
+                    FILE,
+                    "a key that is not stored starts at the leftmost node",
+                    String::new,
+                );
+            }
+        }
+        if next.is_none() {
+            // find_leftmost: the first node of the subtree in post-order.
+            let mut node = Some(search_root);
+            while let Some(n) = node {
+                let nd = self.node(n);
+                if nd.im {
+                    node = nd.child[0];
+                } else {
+                    next = Some(n);
+                    node = nd.child[0].or(nd.child[1]);
+                }
+            }
+        }
+        let n = self.node(next.expect("intermediate nodes have two children"));
+        next_key[..4].copy_from_slice(&n.prefixlen.to_le_bytes());
+        next_key[4..].copy_from_slice(&n.data);
+        Ok(())
+    }
+
+    /// `trie_mem_usage()`: only the entries count, not the trie itself.
+    fn map_mem_usage(&self, map: &MapDesc) -> u64 {
+        (self.node_size + self.data_size as u64 + map.value_size as u64) * self.n_entries as u64
+    }
+}
