@@ -67,13 +67,27 @@ struct OutBuf {
     field: &'static str,
     addr: u64,
     before: Vec<u8>,
-    /// Slot size for per-CPU values.
-    slot: Option<usize>,
+    /// How to print it.
+    show: Show,
+}
+
+/// How a written-back buffer is printed.
+#[derive(Clone, Copy, Debug)]
+enum Show {
+    /// As a literal; per-CPU values in slots of this many bytes.
+    Bytes(Option<usize>),
+    /// A map id: `id(m)` for a map of this scenario.
+    Id,
+    /// `struct bpf_map_info`, always printed when the call succeeds.
+    MapInfo,
 }
 
 struct Exec<'b> {
     be: &'b mut dyn Backend,
     names: HashMap<String, i32>,
+    /// Map ids of this scenario's maps, by name and back (learnt with a hidden GET_INFO).
+    ids: HashMap<u32, String>,
+    map_ids: HashMap<String, u32>,
     maps: HashMap<i32, MapInfo>,
     outs: Vec<OutBuf>,
     calls: usize,
@@ -111,11 +125,15 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             "get_next_key" => &["fd", "key", "next_key", "flags", "size"],
             "freeze" => &["fd", "size"],
             "raw" => &["cmd", "attr", "size", "common", "common_size"],
+            "get_next_id" => &["start_id", "size"],
+            "get_fd_by_id" => &["id", "open_flags", "size"],
+            "info" => &["fd", "info", "info_len", "size"],
+            "fdinfo" => &["fd"],
             "close" | "walk" | "dump" | "open" => &[],
             _ => &[],
         };
         let max_positional = match st.func.as_str() {
-            "map_create" | "raw" => 0,
+            "map_create" | "raw" | "get_next_id" | "get_fd_by_id" => 0,
             "walk" | "dump" => 2,
             _ => 1,
         };
@@ -159,7 +177,12 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
                 }
             }
         }
-        if st.bind.is_some() && !matches!(st.func.as_str(), "map_create" | "raw" | "open") {
+        if st.bind.is_some()
+            && !matches!(
+                st.func.as_str(),
+                "map_create" | "raw" | "open" | "get_fd_by_id"
+            )
+        {
             return serr(st.line, 1, format!("{} returns no fd to name", st.func));
         }
     }
@@ -183,6 +206,8 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
     let mut ex = Exec {
         be,
         names: HashMap::new(),
+        ids: HashMap::new(),
+        map_ids: HashMap::new(),
         maps: HashMap::new(),
         outs: Vec::new(),
         calls: 0,
@@ -278,6 +303,7 @@ impl Exec<'_> {
         self.outs.clear();
         match st.func.as_str() {
             "walk" | "dump" => return self.walk(st),
+            "fdinfo" => return self.fdinfo(st),
             "close" => {
                 let fd = self.fd_arg(st, 0)?;
                 let r = self.be.close(fd).map(|()| 0);
@@ -311,14 +337,47 @@ impl Exec<'_> {
         let (cmd, attr, size) = self.build(st)?;
         let attr_addr = match attr {
             AttrPtr::Addr(a) => a,
-            AttrPtr::Bytes(b) => self.be.buffer(&b, true),
+            AttrPtr::Bytes(b) => {
+                let addr = self.be.buffer(&b, true);
+                // GET_NEXT_ID and GET_INFO_BY_FD write back into the attr itself, at offset 4.
+                let show = match st.func.as_str() {
+                    "get_next_id" => Some(("next_id", Show::Id)),
+                    "info" => Some(("info_len", Show::Bytes(None))),
+                    _ => None,
+                };
+                if let (Some((field, show)), Some(before)) = (show, b.get(4..8)) {
+                    self.outs.push(OutBuf {
+                        field,
+                        addr: addr + 4,
+                        before: before.to_vec(),
+                        show,
+                    });
+                }
+                addr
+            }
         };
         let common = self.common_args(st)?;
         self.calls += 1;
         let r = self.be.bpf(cmd, attr_addr, size, common);
-        if st.func == "map_create" {
-            if let Ok(fd) = r {
-                self.maps.insert(fd, self.map_info(st)?);
+        if let Ok(fd) = r {
+            match st.func.as_str() {
+                "map_create" => {
+                    self.maps.insert(fd, self.map_info(st)?);
+                    self.learn_id(st, fd);
+                }
+                "get_fd_by_id" => {
+                    // The same map as the one with that id, if this scenario made it.
+                    let same = st
+                        .arg("id")
+                        .and_then(|a| self.int(&a.value, Kind::Plain, st.line, a.col).ok())
+                        .and_then(|id| self.ids.get(&(id as u32)).cloned())
+                        .and_then(|n| self.names.get(&n).copied())
+                        .and_then(|f| self.maps.get(&f).copied());
+                    if let Some(info) = same {
+                        self.maps.insert(fd, info);
+                    }
+                }
+                _ => {}
             }
         }
         Ok(self.finish(st, r))
@@ -351,8 +410,14 @@ impl Exec<'_> {
         }
         for o in std::mem::take(&mut self.outs) {
             let now = self.be.read(o.addr, o.before.len());
-            if now != o.before {
-                out.push_str(&format!(" {}={}", o.field, render_bytes(&now, o.slot)));
+            let always = matches!(o.show, Show::MapInfo) && r.is_ok();
+            if now != o.before || always {
+                let text = match o.show {
+                    Show::Bytes(slot) => render_bytes(&now, slot),
+                    Show::Id => self.render_id(&now),
+                    Show::MapInfo => self.render_map_info(&now),
+                };
+                out.push_str(&format!(" {}={}", o.field, text));
             }
         }
         if let Some(msg) = check_expect(st, &r, self.be.kernel_version()) {
@@ -413,6 +478,9 @@ impl Exec<'_> {
             "get_next_key" => (BpfCmd::MAP_GET_NEXT_KEY, 24),
             "lookup_and_delete" => (BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM, 32),
             "freeze" => (BpfCmd::MAP_FREEZE, 4),
+            "get_next_id" => (BpfCmd::MAP_GET_NEXT_ID, 8),
+            "get_fd_by_id" => (BpfCmd::MAP_GET_FD_BY_ID, 12),
+            "info" => (BpfCmd::OBJ_GET_INFO_BY_FD, 16),
             f => return serr(st.line, st.func_col, format!("`{f}` is not a bpf call")),
         };
         let mut a = AttrBuf {
@@ -420,6 +488,8 @@ impl Exec<'_> {
         };
         if cmd == BpfCmd::MAP_CREATE {
             self.build_map_create(st, &mut a)?;
+        } else if matches!(st.func.as_str(), "get_next_id" | "get_fd_by_id" | "info") {
+            self.build_obj(st, &mut a)?;
         } else {
             self.build_elem(st, cmd, &mut a)?;
         }
@@ -450,6 +520,169 @@ impl Exec<'_> {
             None => a.bytes.len() as u32,
         };
         Ok((cmd.0 as i32, AttrPtr::Bytes(a.bytes), size))
+    }
+
+    /// GET_NEXT_ID, GET_FD_BY_ID and GET_INFO_BY_FD.
+    fn build_obj(&mut self, st: &Stmt, a: &mut AttrBuf) -> Res<()> {
+        let get = |this: &Self, n: &str, kind: Kind| -> Res<Option<u64>> {
+            st.arg(n)
+                .map(|x| this.int(&x.value, kind, st.line, x.col))
+                .transpose()
+        };
+        match st.func.as_str() {
+            "get_next_id" => a.put(
+                0,
+                &(get(self, "start_id", Kind::Plain)?.unwrap_or(0) as u32).to_le_bytes(),
+            ),
+            "get_fd_by_id" => {
+                a.put(
+                    0,
+                    &(get(self, "id", Kind::Plain)?.unwrap_or(0) as u32).to_le_bytes(),
+                );
+                a.put(
+                    8,
+                    &(get(self, "open_flags", Kind::MapFlags)?.unwrap_or(0) as u32).to_le_bytes(),
+                );
+            }
+            _ => {
+                let fd = self.fd_arg(st, 0)?;
+                a.put(0, &(fd as u32).to_le_bytes());
+                let len = get(self, "info_len", Kind::Plain)?.unwrap_or(MAP_INFO_LEN as u64) as u32;
+                a.put(4, &len.to_le_bytes());
+                let ptr = match st.arg("info") {
+                    Some(x) => {
+                        let p = self.ptr(&x.value, Some(("info", None)), st.line, x.col)?;
+                        if let Some(o) = self.outs.last_mut().filter(|o| o.addr == p) {
+                            o.show = Show::MapInfo;
+                        }
+                        p
+                    }
+                    None => {
+                        // Zeroed, as libbpf hands it over: a kernel with a smaller struct then
+                        // finds a zero tail.
+                        let before = vec![0u8; len.min(4096) as usize];
+                        let p = self.be.buffer(&before, true);
+                        self.outs.push(OutBuf {
+                            field: "info",
+                            addr: p,
+                            before,
+                            show: Show::MapInfo,
+                        });
+                        p
+                    }
+                };
+                a.put(8, &ptr.to_le_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// After a map is created, learn its id (GET_INFO_BY_FD, not counted) so ids print as
+    /// `id(name)`.
+    fn learn_id(&mut self, st: &Stmt, fd: i32) {
+        let Some(name) = st.bind.clone() else { return };
+        let info = self.be.buffer(&[0u8; MAP_INFO_LEN], true);
+        let mut a = AttrBuf { bytes: vec![0; 16] };
+        a.put(0, &(fd as u32).to_le_bytes());
+        a.put(4, &(MAP_INFO_LEN as u32).to_le_bytes());
+        a.put(8, &info.to_le_bytes());
+        let addr = self.be.buffer(&a.bytes, true);
+        if self
+            .be
+            .bpf(BpfCmd::OBJ_GET_INFO_BY_FD.0 as i32, addr, 16, (0, 0))
+            .is_ok()
+        {
+            let b = self.be.read(info + 4, 4);
+            let id = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            self.ids.insert(id, name.clone());
+            self.map_ids.insert(name, id);
+        }
+    }
+
+    fn render_id(&self, b: &[u8]) -> String {
+        let id = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        match self.ids.get(&id) {
+            Some(n) => format!("id({n})"),
+            None if id == 0 => "0".to_string(),
+            None => "id(?)".to_string(),
+        }
+    }
+
+    /// `struct bpf_map_info`, its non-zero fields by name; ids and pointers symbolically.
+    fn render_map_info(&self, b: &[u8]) -> String {
+        let u32_at = |o: usize| {
+            b.get(o..o + 4)
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        let u64_at = |o: usize| {
+            b.get(o..o + 8)
+                .map(|x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])))
+        };
+        let mut parts = Vec::new();
+        for (name, off, kind) in MAP_INFO_FIELDS {
+            let v = match kind {
+                'w' => u64_at(*off),
+                _ => u32_at(*off).map(|v| v as u64),
+            };
+            let text = match (*kind, v) {
+                (_, None) => continue,
+                ('s', _) => {
+                    let n = &b[*off..(*off + 16).min(b.len())];
+                    let end = n.iter().position(|c| *c == 0).unwrap_or(n.len());
+                    if end == 0 {
+                        continue;
+                    }
+                    format!("{:?}", String::from_utf8_lossy(&n[..end]))
+                }
+                (_, Some(0)) => continue,
+                ('t', Some(v)) => MapType(v as u32)
+                    .short_name()
+                    .map(str::to_string)
+                    .unwrap_or(v.to_string()),
+                ('i', Some(_)) => self.render_id(&b[*off..*off + 4]),
+                ('f', Some(v)) => syscall_model::uapi::map_flags_name(v as u32),
+                ('p', Some(_)) => "ptr".to_string(),
+                (_, Some(v)) => v.to_string(),
+            };
+            parts.push(format!("{name}={text}"));
+        }
+        if b.len() > MAP_INFO_LEN {
+            parts.push(format!("tail={}", render_bytes(&b[MAP_INFO_LEN..], None)));
+        }
+        format!("{{{}}}", parts.join(", "))
+    }
+
+    /// `fdinfo(m)`: the map's /proc/self/fdinfo text, less the per-boot mnt_id and ino, with
+    /// the map id as `id(m)`.
+    fn fdinfo(&mut self, st: &Stmt) -> Res<String> {
+        let fd = self.fd_arg(st, 0)?;
+        let mut out = st.text.clone();
+        match self.be.fdinfo(fd) {
+            Ok(text) => {
+                out.push_str(" = 0");
+                for l in text.lines() {
+                    let (k, v) = l.split_once(':').unwrap_or((l, ""));
+                    let v = v.trim();
+                    match k {
+                        "mnt_id" | "ino" => continue,
+                        "map_id" => {
+                            let id: u32 = v.parse().unwrap_or(0);
+                            out.push_str(&format!(
+                                "\n  map_id: {}",
+                                self.render_id(&id.to_le_bytes())
+                            ));
+                        }
+                        _ => out.push_str(&format!("\n  {k}: {v}")),
+                    }
+                }
+            }
+            Err(e) => out.push_str(&format!(" = -1 {}", e.symbol())),
+        }
+        let r = self.be.fdinfo(fd).map(|_| 0);
+        if let Some(msg) = check_expect(st, &r, self.be.kernel_version()) {
+            out.push_str(&format!("\n  !! {msg}"));
+        }
+        Ok(out)
     }
 
     fn build_map_create(&mut self, st: &Stmt, a: &mut AttrBuf) -> Res<()> {
@@ -549,7 +782,7 @@ impl Exec<'_> {
             field,
             addr,
             before,
-            slot,
+            show: Show::Bytes(slot),
         });
         addr
     }
@@ -592,7 +825,7 @@ impl Exec<'_> {
                         field,
                         addr,
                         before: b,
-                        slot,
+                        show: Show::Bytes(slot),
                     });
                 }
                 Ok(addr)
@@ -640,6 +873,17 @@ impl Exec<'_> {
     fn int(&self, e: &Expr, kind: Kind, line: usize, col: usize) -> Res<u64> {
         match e {
             Expr::Int(v) => Ok(*v as u64),
+            Expr::Call(f, args) if f == "id" => match args.as_slice() {
+                [Expr::Name(n)] => match self.map_ids.get(n) {
+                    Some(id) => Ok(*id as u64),
+                    None => serr(
+                        line,
+                        col,
+                        format!("no id known for `{n}` (a map this scenario created)"),
+                    ),
+                },
+                _ => serr(line, col, "id(name) takes the name of a map"),
+            },
             Expr::Or(parts) => {
                 let mut v = 0;
                 for p in parts {
@@ -795,6 +1039,33 @@ impl Exec<'_> {
         Ok(out)
     }
 }
+
+/// The info buffer GET_INFO_BY_FD gets by default: `sizeof(struct bpf_map_info)` on 6.18+.
+const MAP_INFO_LEN: usize = 104;
+
+/// `struct bpf_map_info`: name, offset, and how to print: `t` type, `i` id, `f` map flags,
+/// `s` name, `w` u64, `p` pointer, `u` u32.
+const MAP_INFO_FIELDS: &[(&str, usize, char)] = &[
+    ("type", 0, 't'),
+    ("id", 4, 'i'),
+    ("key_size", 8, 'u'),
+    ("value_size", 12, 'u'),
+    ("max_entries", 16, 'u'),
+    ("map_flags", 20, 'f'),
+    ("name", 24, 's'),
+    ("ifindex", 40, 'u'),
+    ("btf_vmlinux_value_type_id", 44, 'u'),
+    ("netns_dev", 48, 'w'),
+    ("netns_ino", 56, 'w'),
+    ("btf_id", 64, 'u'),
+    ("btf_key_type_id", 68, 'u'),
+    ("btf_value_type_id", 72, 'u'),
+    ("btf_vmlinux_id", 76, 'u'),
+    ("map_extra", 80, 'w'),
+    ("hash", 88, 'p'),
+    ("hash_size", 96, 'u'),
+    ("pad", 100, 'u'),
+];
 
 fn vfield_static(f: &str) -> &'static str {
     if f == "next_key" {

@@ -667,10 +667,14 @@ pub const KNOWN_CALLS: &[&str] = &[
     "open",
     "walk",
     "dump",
+    "get_next_id",
+    "get_fd_by_id",
+    "info",
+    "fdinfo",
 ];
 
 /// The functions a value can use.
-pub const LITERAL_FUNCS: &[&str] = &["out", "ro", "ptr", "fd", "zero", "percpu"];
+pub const LITERAL_FUNCS: &[&str] = &["out", "ro", "ptr", "fd", "zero", "percpu", "id"];
 
 #[cfg(test)]
 mod tests {

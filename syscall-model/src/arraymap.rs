@@ -89,7 +89,7 @@ pub fn array_map_alloc(
         per_chunk: (CHUNK_BYTES / elem_len.max(1)).max(1) as u32,
         chunks: HashMap::new(),
         mem: ArrayMem {
-            struct_size: ctx.profile().sizeof_bpf_array,
+            struct_size: ctx.profile().sizes.bpf_array,
             page_size: ctx.profile().page_size as u64,
             slot: slot as u64,
             ncpus: ncpus as u64,
@@ -247,6 +247,23 @@ impl BpfMapOps for BpfArray {
             "an index before the last one", "index={index} is the last");
         next_key.copy_from_slice(&(index + 1).to_le_bytes());
         Ok(())
+    }
+
+    /// `array_map_get_hash()`: SHA-256 over every element's rounded slot, index 0 first.
+    fn map_get_hash(&self, map: &MapDesc) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        if self.percpu.is_some() {
+            return None;
+        }
+        let slot = self.mem.slot as usize;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; slot];
+        for index in 0..map.max_entries {
+            buf.fill(0);
+            self.read(index, &mut buf[..self.elem_len]);
+            h.update(&buf);
+        }
+        Some(h.finalize().into())
     }
 
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {

@@ -20,9 +20,6 @@ const FILE: &str = "kernel/bpf/bloom_filter.c";
 /// `BLOOM_CREATE_FLAG_MASK`.
 const BLOOM_CREATE_FLAG_MASK: u32 = BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | BPF_F_ACCESS_MASK;
 
-/// `sizeof(struct bpf_bloom_filter)` on the profiled kernels.
-const SIZEOF_BPF_BLOOM_FILTER: u64 = 312;
-
 /// `bloom_map_alloc_check()`.
 pub fn bloom_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
     const F: &str = "bloom_map_alloc_check";
@@ -91,6 +88,7 @@ pub fn bloom_map_alloc(
             hash_seed,
             nr_hash_funcs,
             bits: HashSet::new(),
+            struct_size: ctx.profile().sizes.bpf_bloom_filter,
         }),
     ))
 }
@@ -101,6 +99,8 @@ struct Bloom {
     hash_seed: u32,
     nr_hash_funcs: u32,
     bits: HashSet<u32>,
+    /// `sizeof(struct bpf_bloom_filter)` of the profiled kernel.
+    struct_size: u64,
 }
 
 impl Bloom {
@@ -185,6 +185,6 @@ impl BpfMapOps for Bloom {
     /// `bloom_map_mem_usage()`.
     fn map_mem_usage(&self, _map: &MapDesc) -> u64 {
         let bytes = (self.bitset_mask as u64 + 1).div_ceil(8);
-        SIZEOF_BPF_BLOOM_FILTER + bytes.div_ceil(8) * 8
+        self.struct_size + bytes.div_ceil(8) * 8
     }
 }

@@ -145,7 +145,7 @@ pub fn htab_map_alloc(
             } else {
                 round_up(desc.value_size as u64, 8)
             },
-        struct_usage: ctx.profile().sizeof_bpf_htab
+        struct_usage: ctx.profile().sizes.bpf_htab
             + if ctx.profile().htab_mem_counts_lock_counters {
                 4 * ncpus as u64 * HASHTAB_MAP_LOCK_COUNT
             } else {

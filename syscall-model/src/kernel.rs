@@ -167,6 +167,14 @@ impl Process {
         Ok(())
     }
 
+    /// The text of `/proc/self/fdinfo/<fd>` for a map fd (`bpf_map_show_fdinfo`); EBADF if the
+    /// fd is not open, EINVAL if it is not a map (the model only renders maps).
+    pub fn fdinfo(&self, fd: i32) -> Result<String, Errno> {
+        let file = self.fds().get(fd as u32).ok_or(Errno::EBADF)?;
+        let map = file.map().cloned().ok_or(Errno::EINVAL)?;
+        Ok(crate::syscall::obj::bpf_map_show_fdinfo(&map, &file))
+    }
+
     /// `open(path)` of a file that is not a bpf object (/dev/null and the like).
     pub fn open_other(&self, path: &str) -> Result<i32, Errno> {
         self.fds().install(File {

@@ -30,7 +30,7 @@ pub fn trie_alloc(
 ) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
     const F: &str = "trie_alloc";
     ctx.enter(F, FILE, String::new);
-    let node_size = ctx.profile().sizeof_lpm_trie_node;
+    let node_size = ctx.profile().sizes.lpm_trie_node;
     let val_max = ctx.profile().kmalloc_max_size - LPM_DATA_SIZE_MAX as u64 - node_size;
     check!(ctx, F, attr.max_entries == 0
             || !attr.has(BPF_F_NO_PREALLOC)

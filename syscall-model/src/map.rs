@@ -113,6 +113,12 @@ pub trait BpfMapOps: Send {
 
     /// `map_mem_usage`: the bytes fdinfo reports as memlock.
     fn map_mem_usage(&self, map: &MapDesc) -> u64;
+
+    /// `map_get_hash` (6.18+): the SHA-256 of the map's values, for the types that have one
+    /// (only ARRAY). `None`: the type has no such op.
+    fn map_get_hash(&self, _map: &MapDesc) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// The map-id allocator (`map_idr`): cyclic ids from 1 to INT_MAX.

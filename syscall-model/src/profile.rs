@@ -76,13 +76,8 @@ pub struct KernelProfile {
     pub pcpu_min_unit_size: u32,
     /// `sizeof(struct htab_elem)`.
     pub htab_elem_size: u32,
-    /// `sizeof(struct bpf_htab)` (memlock of a hash map; config dependent, read from BTF).
-    pub sizeof_bpf_htab: u64,
-    /// `sizeof(struct bpf_array)`.
-    pub sizeof_bpf_array: u64,
-    /// `sizeof(struct lpm_trie_node)`: bounds an LPM value and counts in its memlock (6.12
-    /// still has an `rcu_head` in it: 40 bytes; from 6.18 on 24).
-    pub sizeof_lpm_trie_node: u64,
+    /// Kernel struct sizes that show through memlock and a few limits.
+    pub sizes: StructSizes,
     /// Whether `htab_map_mem_usage` still counts `HASHTAB_MAP_LOCK_COUNT` per-CPU ints
     /// (6.12 and 6.18 do; 7.2 dropped the term).
     pub htab_mem_counts_lock_counters: bool,
@@ -96,6 +91,14 @@ pub struct KernelProfile {
     pub rlimit_nofile: u32,
     /// The end offset of each command's `*_LAST_FIELD` (CHECK_ATTR), indexed by command.
     last_field_end: Vec<Option<usize>>,
+    /// `sizeof(struct bpf_map_info)`: what OBJ_GET_INFO_BY_FD copies at most.
+    pub map_info_size: u32,
+    /// Where `bpf_map_get_info_by_fd`'s tail check starts: bytes past it must be zero (E2BIG).
+    /// The struct size, except in 7.2, which stops at `hash_size` (100).
+    pub map_info_tail_from: u32,
+    /// 6.18+: the caller's info buffer is copied in first, so fields the kernel does not fill
+    /// keep the caller's bytes; before, the struct starts zeroed. Also gates `hash`.
+    pub map_info_copy_in: bool,
     /// 7.2: bpf(2) takes `common_attr` and `common_size`, announced by the `BPF_COMMON_ATTRS`
     /// bit (1 << 16) in `cmd`, which `__sys_bpf` checks and then clears.
     pub common_attrs: bool,
@@ -126,15 +129,22 @@ impl KernelProfile {
             kmalloc_max_size: 1 << 22,
             pcpu_min_unit_size: 32 << 10,
             htab_elem_size: 48,
-            sizeof_bpf_htab: 832,
-            sizeof_bpf_array: 312,
-            sizeof_lpm_trie_node: 24,
+            sizes: StructSizes::of(
+                KernelVersion {
+                    major: 6,
+                    minor: 18,
+                },
+                arch,
+            ),
             htab_mem_counts_lock_counters: true,
             nr_cmds: 38,
             nr_map_types: 34,
             unprivileged_bpf_disabled: 2,
             rlimit_nofile: 1024,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 92)]),
+            map_info_size: 104,
+            map_info_tail_from: 104,
+            map_info_copy_in: true,
             common_attrs: false,
             map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA],
             file_flag_check_after_alloc: false,
@@ -152,7 +162,16 @@ impl KernelProfile {
             },
             attr_size: 152,
             nr_cmds: 37,
-            sizeof_lpm_trie_node: 40,
+            sizes: StructSizes::of(
+                KernelVersion {
+                    major: 6,
+                    minor: 12,
+                },
+                arch,
+            ),
+            map_info_size: 88,
+            map_info_tail_from: 88,
+            map_info_copy_in: false,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
@@ -165,6 +184,8 @@ impl KernelProfile {
             version: KernelVersion { major: 7, minor: 2 },
             nr_cmds: 39,
             nr_map_types: 36,
+            sizes: StructSizes::of(KernelVersion { major: 7, minor: 2 }, arch),
+            map_info_tail_from: 100,
             htab_mem_counts_lock_counters: false,
             common_attrs: true,
             map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA, MapType::RHASH],
@@ -212,6 +233,53 @@ impl KernelProfile {
     }
 }
 
+/// Sizes of kernel structs that user space can see through `memlock` in fdinfo (and, for the
+/// LPM node, through a value-size limit). They depend on the version, the architecture and the
+/// config; each set here was read off the kernel it names (memlock of known maps, solved for the
+/// struct), and is noted where it is only assumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StructSizes {
+    pub bpf_array: u64,
+    pub bpf_htab: u64,
+    pub bpf_queue_stack: u64,
+    pub bpf_bloom_filter: u64,
+    /// `struct lpm_trie_node`: 6.12 still has an `rcu_head` in it (40 bytes); later 24.
+    pub lpm_trie_node: u64,
+}
+
+impl StructSizes {
+    pub fn of(version: KernelVersion, arch: Arch) -> StructSizes {
+        let v = (version.major, version.minor);
+        match (arch, v) {
+            // Debian's riscv64 6.12.107 (measured in QEMU).
+            (Arch::Riscv64, (6, 12)) => StructSizes {
+                bpf_array: 264,
+                bpf_htab: 896,
+                bpf_queue_stack: 264,
+                bpf_bloom_filter: 264,
+                lpm_trie_node: 40,
+            },
+            // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
+            (Arch::Riscv64, _) => StructSizes {
+                bpf_array: 304,
+                bpf_htab: 896,
+                bpf_queue_stack: 304,
+                bpf_bloom_filter: 304,
+                lpm_trie_node: 24,
+            },
+            // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
+            // 7.2 sizes are assumed alike except for the 6.12 LPM node.
+            (Arch::X86_64, v) => StructSizes {
+                bpf_array: 312,
+                bpf_htab: 832,
+                bpf_queue_stack: 312,
+                bpf_bloom_filter: 312,
+                lpm_trie_node: if v == (6, 12) { 40 } else { 24 },
+            },
+        }
+    }
+}
+
 /// `BPF_*_LAST_FIELD` end offsets (`offsetofend(union bpf_attr, <last field>)`), with the
 /// given overrides for the commands whose last field moved.
 fn last_fields(overrides: &[(BpfCmd, usize)]) -> Vec<Option<usize>> {
@@ -230,6 +298,12 @@ const LAST_FIELDS: &[(BpfCmd, usize)] = &[
     (BpfCmd::MAP_GET_NEXT_KEY, 24),           // next_key
     (BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM, 32), // flags
     (BpfCmd::MAP_FREEZE, 4),                  // map_fd
+    (BpfCmd::PROG_GET_NEXT_ID, 8),            // next_id
+    (BpfCmd::MAP_GET_NEXT_ID, 8),             // next_id
+    (BpfCmd::BTF_GET_NEXT_ID, 8),             // next_id
+    (BpfCmd::LINK_GET_NEXT_ID, 8),            // next_id
+    (BpfCmd::MAP_GET_FD_BY_ID, 12),           // open_flags
+    (BpfCmd::OBJ_GET_INFO_BY_FD, 16),         // info.info
 ];
 
 #[cfg(test)]

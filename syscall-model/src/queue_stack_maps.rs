@@ -18,9 +18,6 @@ const FILE: &str = "kernel/bpf/queue_stack_maps.c";
 /// `QUEUE_STACK_CREATE_FLAG_MASK`.
 const QUEUE_STACK_CREATE_FLAG_MASK: u32 = BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK;
 
-/// `sizeof(struct bpf_queue_stack)` on the profiled kernels.
-const SIZEOF_BPF_QUEUE_STACK: u64 = 312;
-
 /// `queue_stack_map_alloc_check()`.
 pub fn queue_stack_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
     const F: &str = "queue_stack_map_alloc_check";
@@ -51,6 +48,7 @@ pub fn queue_stack_map_alloc(
         head: 0,
         tail: 0,
         elements: HashMap::new(),
+        struct_size: ctx.profile().sizes.bpf_queue_stack,
     };
     Ok((desc, Box::new(qs)))
 }
@@ -63,6 +61,8 @@ struct QueueStack {
     tail: u32,
     /// Slots that were written; the rest were never read before being written.
     elements: HashMap<u32, Box<[u8]>>,
+    /// `sizeof(struct bpf_queue_stack)` of the profiled kernel.
+    struct_size: u64,
 }
 
 impl QueueStack {
@@ -196,6 +196,6 @@ impl BpfMapOps for QueueStack {
 
     /// `queue_stack_map_mem_usage()`.
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {
-        SIZEOF_BPF_QUEUE_STACK + (map.max_entries as u64 + 1) * map.value_size as u64
+        self.struct_size + (map.max_entries as u64 + 1) * map.value_size as u64
     }
 }

@@ -157,6 +157,11 @@ impl Backend for KernelBackend {
         }
     }
 
+    fn fdinfo(&mut self, fd: i32) -> Result<String, Errno> {
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .map_err(|e| Errno(e.raw_os_error().unwrap_or(Errno::EIO.0)))
+    }
+
     fn open(&mut self, path: &str) -> Result<i32, Errno> {
         let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
         // SAFETY: a valid NUL-terminated path.

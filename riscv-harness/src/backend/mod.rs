@@ -36,6 +36,8 @@ pub trait Backend {
     fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno>;
     /// `close(fd)`.
     fn close(&mut self, fd: i32) -> Result<(), Errno>;
+    /// The text of `/proc/self/fdinfo/<fd>` (ENOENT if the fd is not open).
+    fn fdinfo(&mut self, fd: i32) -> Result<String, Errno>;
     /// `open(path, O_RDONLY)` of a file that is not a bpf object.
     fn open(&mut self, path: &str) -> Result<i32, Errno>;
 }

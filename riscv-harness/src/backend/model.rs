@@ -98,6 +98,13 @@ impl Backend for ModelBackend {
         self.process.close(fd)
     }
 
+    fn fdinfo(&mut self, fd: i32) -> Result<String, Errno> {
+        // No /proc/self/fdinfo/<fd> for a closed fd: the open fails ENOENT.
+        self.process
+            .fdinfo(fd)
+            .map_err(|e| if e == Errno::EBADF { Errno::ENOENT } else { e })
+    }
+
     fn open(&mut self, path: &str) -> Result<i32, Errno> {
         self.process.open_other(path)
     }

@@ -1,0 +1,234 @@
+//! Objects by id and their info, in kernel/bpf/syscall.c: `bpf_obj_get_next_id` (for maps),
+//! `bpf_map_get_fd_by_id`, `bpf_obj_get_info_by_fd` with `bpf_map_get_info_by_fd`, and
+//! `bpf_map_show_fdinfo`.
+
+use super::map_create::bpf_get_file_flag;
+use super::{bpf_check_uarg_tail_zero, check_attr, FILE};
+use crate::check;
+use crate::ctx::Ctx;
+use crate::errno::Errno;
+use crate::fd::{File, FileKind};
+use crate::kernel::cap;
+use crate::map::BpfMap;
+use crate::uapi::{map_flags::*, Attr, BpfCmd};
+
+/// `BPF_OBJ_FLAG_MASK`: the open flags GET_FD_BY_ID accepts.
+const BPF_OBJ_FLAG_MASK: u32 = BPF_F_RDONLY | BPF_F_WRONLY;
+
+/// Offsets of `union bpf_attr` for these commands.
+mod off {
+    pub const START_ID: usize = 0;
+    pub const NEXT_ID: u64 = 4;
+    pub const OPEN_FLAGS: usize = 8;
+    pub const MAP_ID: usize = 0;
+    pub const INFO_BPF_FD: usize = 0;
+    pub const INFO_LEN: usize = 4;
+    pub const INFO_INFO: usize = 8;
+}
+
+/// `bpf_obj_get_next_id(attr, uattr, &map_idr)`: the next map id after `start_id`.
+pub fn bpf_obj_get_next_id(ctx: &mut Ctx, attr: &Attr, uattr: u64) -> Result<(), Errno> {
+    const F: &str = "bpf_obj_get_next_id";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::MAP_GET_NEXT_ID, attr)?;
+    let start = attr.u32(off::START_ID);
+    check!(ctx, F, start >= i32::MAX as u32 => Errno::EINVAL, "start_id < INT_MAX", "start_id={start}");
+    let admin = ctx.cred().capable(cap::CAP_SYS_ADMIN);
+    check!(ctx, F, !admin => Errno::EPERM, "walking ids needs CAP_SYS_ADMIN", "cap_sys_admin=false");
+    let next = ctx
+        .kernel
+        .map_idr()
+        .ids()
+        .into_iter()
+        .find(|id| *id > start);
+    let Some(next) = next else {
+        return Err(ctx.fail(
+            F,
+            FILE,
+            "idr_get_next(): a map id above start_id",
+            Errno::ENOENT,
+            || format!("no map id above {start}"),
+        ));
+    };
+    // put_user() into the caller's attr.
+    ctx.copy_to_user(
+        F,
+        "put_user(next_id): the attr is writable",
+        uattr.wrapping_add(off::NEXT_ID),
+        &next.to_le_bytes(),
+    )
+}
+
+/// `bpf_map_get_fd_by_id()`: a new fd for the map with that id.
+pub fn bpf_map_get_fd_by_id(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
+    const F: &str = "bpf_map_get_fd_by_id";
+    ctx.enter(F, FILE, String::new);
+    let open_flags = attr.u32(off::OPEN_FLAGS);
+    check_attr(ctx, F, BpfCmd::MAP_GET_FD_BY_ID, attr)?;
+    check!(ctx, F, open_flags & !BPF_OBJ_FLAG_MASK != 0 => Errno::EINVAL,
+        "open_flags within BPF_F_RDONLY | BPF_F_WRONLY", "open_flags={open_flags:#x}");
+    let admin = ctx.cred().capable(cap::CAP_SYS_ADMIN);
+    check!(ctx, F, !admin => Errno::EPERM, "opening by id needs CAP_SYS_ADMIN", "cap_sys_admin=false");
+    let f_mode = bpf_get_file_flag(ctx, open_flags)?;
+    let id = attr.u32(off::MAP_ID);
+    let map = ctx.kernel.map_idr().get(id);
+    let Some(map) = map else {
+        return Err(
+            ctx.fail(F, FILE, "a live map has this id", Errno::ENOENT, || {
+                format!("no map with id {id}")
+            }),
+        );
+    };
+    let fd = ctx.process.fds().install(File {
+        kind: FileKind::BpfMap(map),
+        f_mode,
+    });
+    fd.map_err(|e| {
+        ctx.fail(
+            "bpf_map_new_fd",
+            FILE,
+            "a free fd below RLIMIT_NOFILE",
+            e,
+            String::new,
+        )
+    })
+}
+
+/// `bpf_obj_get_info_by_fd()`: dispatch on what the fd is.
+pub fn bpf_obj_get_info_by_fd(ctx: &mut Ctx, attr: &Attr, uattr: u64) -> Result<(), Errno> {
+    const F: &str = "bpf_obj_get_info_by_fd";
+    ctx.enter(F, FILE, String::new);
+    check_attr(ctx, F, BpfCmd::OBJ_GET_INFO_BY_FD, attr)?;
+    let fd = attr.u32(off::INFO_BPF_FD);
+    let file = ctx.process.fds().get(fd);
+    let Some(file) = file else {
+        // Not EBADF: this command says EBADFD for an fd that is not open.
+        return Err(ctx.fail(F, FILE, "the fd is open", Errno::EBADFD, || {
+            format!("fd {} is not open", fd as i32)
+        }));
+    };
+    match file.map() {
+        Some(map) => bpf_map_get_info_by_fd(ctx, &map.clone(), attr, uattr),
+        None => Err(ctx.fail(
+            F,
+            FILE,
+            "the fd is a bpf prog, map, BTF, link or token",
+            Errno::EINVAL,
+            || format!("fd {} is {}", fd as i32, file.describe()),
+        )),
+    }
+}
+
+/// `struct bpf_map_info` field offsets.
+mod info {
+    pub const TYPE: usize = 0;
+    pub const ID: usize = 4;
+    pub const KEY_SIZE: usize = 8;
+    pub const VALUE_SIZE: usize = 12;
+    pub const MAX_ENTRIES: usize = 16;
+    pub const MAP_FLAGS: usize = 20;
+    pub const NAME: usize = 24;
+    pub const BTF_VMLINUX_VALUE_TYPE_ID: usize = 44;
+    pub const BTF_ID: usize = 64;
+    pub const BTF_KEY_TYPE_ID: usize = 68;
+    pub const BTF_VALUE_TYPE_ID: usize = 72;
+    pub const MAP_EXTRA: usize = 80;
+    pub const HASH: usize = 88;
+    pub const HASH_SIZE: usize = 96;
+}
+
+/// `bpf_map_get_info_by_fd()`.
+fn bpf_map_get_info_by_fd(
+    ctx: &mut Ctx,
+    map: &BpfMap,
+    attr: &Attr,
+    uattr: u64,
+) -> Result<(), Errno> {
+    const F: &str = "bpf_map_get_info_by_fd";
+    let uinfo = attr.u64(off::INFO_INFO);
+    let info_len = attr.u32(off::INFO_LEN);
+    let size = ctx.profile().map_info_size;
+    let tail_from = ctx.profile().map_info_tail_from;
+    bpf_check_uarg_tail_zero(ctx, uinfo, tail_from as usize, info_len)?;
+    let len = info_len.min(size) as usize;
+    let mut buf = vec![0u8; size as usize];
+    if ctx.profile().map_info_copy_in {
+        // 6.18+: start from the caller's bytes, so fields the kernel leaves alone echo them.
+        let mine = ctx.copy_from_user(
+            F,
+            "the info buffer is readable (it is copied in first)",
+            uinfo,
+            len,
+        )?;
+        buf[..len].copy_from_slice(&mine);
+    }
+    let d = &map.desc;
+    let put32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    put32(&mut buf, info::TYPE, d.map_type.0);
+    put32(&mut buf, info::ID, map.id());
+    put32(&mut buf, info::KEY_SIZE, d.key_size);
+    put32(&mut buf, info::VALUE_SIZE, d.value_size);
+    put32(&mut buf, info::MAX_ENTRIES, d.max_entries);
+    put32(&mut buf, info::MAP_FLAGS, d.map_flags);
+    buf[info::MAP_EXTRA..info::MAP_EXTRA + 8].copy_from_slice(&d.map_extra.to_le_bytes());
+    buf[info::NAME..info::NAME + 16].copy_from_slice(&d.name);
+    // No BTF in the model: btf_id and the type ids are only filled for a map with BTF.
+    put32(&mut buf, info::BTF_VMLINUX_VALUE_TYPE_ID, 0);
+    let _ = (info::BTF_ID, info::BTF_KEY_TYPE_ID, info::BTF_VALUE_TYPE_ID);
+    if ctx.profile().map_info_copy_in {
+        let hash = u64::from_le_bytes(buf[info::HASH..info::HASH + 8].try_into().unwrap_or([0; 8]));
+        let hash_size = u32::from_le_bytes(
+            buf[info::HASH_SIZE..info::HASH_SIZE + 4]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        if hash != 0 {
+            let digest = map.ops().map_get_hash(d);
+            check!(ctx, F, digest.is_none() => Errno::EINVAL,
+                "the map type has map_get_hash (only ARRAY)", "{:?}", d.map_type);
+            check!(ctx, F, hash_size != 32 => Errno::EINVAL, "hash_size is 32 (SHA-256)", "hash_size={hash_size}");
+            check!(ctx, F, !map.is_frozen() => Errno::EPERM, "the map is frozen (its contents are final)", "not frozen");
+            ctx.copy_to_user(
+                F,
+                "copy_to_user(hash): the hash buffer is writable",
+                hash,
+                &digest.unwrap_or([0; 32]),
+            )?;
+        } else {
+            check!(ctx, F, hash_size != 0 => Errno::EINVAL, "no hash_size without a hash buffer", "hash_size={hash_size}");
+        }
+    }
+    ctx.copy_to_user(
+        F,
+        "copy_to_user(info): the info buffer is writable",
+        uinfo,
+        &buf[..len],
+    )?;
+    ctx.copy_to_user(
+        F,
+        "put_user(info_len): the attr is writable",
+        uattr.wrapping_add(off::INFO_LEN as u64),
+        &(len as u32).to_le_bytes(),
+    )
+}
+
+/// `bpf_map_show_fdinfo()` with the VFS lines before it: `/proc/<pid>/fdinfo/<fd>` of a map.
+/// `mnt_id` and `ino` are the anon inode's; the model reports 0 for both.
+pub fn bpf_map_show_fdinfo(map: &BpfMap, file: &File) -> String {
+    let d = &map.desc;
+    let o_cloexec = 0o2000000;
+    format!(
+        "pos:\t0\nflags:\t0{:o}\nmnt_id:\t0\nino:\t0\nmap_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\n\
+         max_entries:\t{}\nmap_flags:\t{:#x}\nmap_extra:\t{:#x}\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
+        o_cloexec | file.f_mode.o_flags(),
+        d.map_type.0,
+        d.key_size,
+        d.value_size,
+        d.max_entries,
+        d.map_flags,
+        d.map_extra,
+        map.mem_usage(),
+        map.id(),
+        map.is_frozen() as u8,
+    )
+}
