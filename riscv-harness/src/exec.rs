@@ -33,6 +33,11 @@ impl MapInfo {
         (self.value_size as usize).div_ceil(8) * 8
     }
 
+    /// ARRAY_OF_MAPS and HASH_OF_MAPS: values read back as map ids.
+    fn holds_maps(&self) -> bool {
+        self.map_type == MapType::ARRAY_OF_MAPS || self.map_type == MapType::HASH_OF_MAPS
+    }
+
     fn syscall_value_size(&self, ncpus: u32) -> usize {
         if self.percpu() {
             self.slot() * ncpus as usize
@@ -754,6 +759,7 @@ impl Exec<'_> {
             }
             _ => ("value", None),
         };
+        let outs_before = self.outs.len();
         match st.arg(vfield) {
             Some(arg) => {
                 // Output fields print what the kernel wrote; input fields do not.
@@ -766,6 +772,12 @@ impl Exec<'_> {
                     let p = self.out_buf(vfield_static(vfield), len, slot);
                     a.put(off::VALUE, &p.to_le_bytes());
                 }
+            }
+        }
+        if info.is_some_and(|m| m.holds_maps()) && vfield == "value" {
+            // Map-in-map values read back as map ids: print them as id(name).
+            for o in &mut self.outs[outs_before..] {
+                o.show = Show::Id;
             }
         }
         if let Some(arg) = st.arg("flags") {
@@ -1032,6 +1044,9 @@ impl Exec<'_> {
             let k = render_bytes(&k, None);
             match v {
                 None => out.push_str(&format!("\n  {k}")),
+                Some(Ok(v)) if info.holds_maps() => {
+                    out.push_str(&format!("\n  {k} => {}", self.render_id(&v)))
+                }
                 Some(Ok(v)) => out.push_str(&format!("\n  {k} => {}", render_bytes(&v, slot))),
                 Some(Err(e)) => out.push_str(&format!("\n  {k} => lookup -1 {}", e.symbol())),
             }

@@ -230,23 +230,7 @@ impl BpfMapOps for BpfArray {
         key: Option<&[u8]>,
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
-        const F: &str = "array_map_get_next_key";
-        // A NULL key reads as index U32_MAX, which restarts at 0 like any index out of range.
-        let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
-        if index >= map.max_entries {
-            next_key.copy_from_slice(&0u32.to_le_bytes());
-            ctx.note(
-                F,
-                FILE,
-                "a NULL key or an index past the end restarts at 0",
-                || format!("index={index}"),
-            );
-            return Ok(());
-        }
-        check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,
-            "an index before the last one", "index={index} is the last");
-        next_key.copy_from_slice(&(index + 1).to_le_bytes());
-        Ok(())
+        array_get_next_key(ctx, map, key, next_key)
     }
 
     /// `array_map_get_hash()`: SHA-256 over every element's rounded slot, index 0 first.
@@ -278,5 +262,225 @@ impl BpfMapOps for BpfArray {
         } else {
             m.struct_size + entries * m.slot
         }
+    }
+}
+
+/// `array_map_get_next_key()`: shared by every array flavour.
+fn array_get_next_key(
+    ctx: &mut Ctx,
+    map: &MapDesc,
+    key: Option<&[u8]>,
+    next_key: &mut [u8],
+) -> Result<(), Errno> {
+    const F: &str = "array_map_get_next_key";
+    // A NULL key reads as index U32_MAX, which restarts at 0 like any index out of range.
+    let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
+    if index >= map.max_entries {
+        next_key.copy_from_slice(&0u32.to_le_bytes());
+        ctx.note(
+            F,
+            FILE,
+            "a NULL key or an index past the end restarts at 0",
+            || format!("index={index}"),
+        );
+        return Ok(());
+    }
+    check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,
+        "an index before the last one", "index={index} is the last");
+    next_key.copy_from_slice(&(index + 1).to_le_bytes());
+    Ok(())
+}
+
+/// `fd_array_map_alloc_check()`: PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY and
+/// ARRAY_OF_MAPS store fds (a 4-byte value) and take no program access flags.
+pub fn fd_array_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
+    const F: &str = "fd_array_map_alloc_check";
+    ctx.enter(F, FILE, || format!("map_type={:?}", attr.map_type()));
+    check!(ctx, F, attr.value_size != 4 => Errno::EINVAL,
+        "value_size is 4 (the value is an fd)", "value_size={}", attr.value_size);
+    check!(ctx, F, attr.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 => Errno::EINVAL,
+        "no BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG on fd maps", "map_flags={:#x}", attr.map_flags);
+    array_map_alloc_check(ctx, attr)
+}
+
+/// `array_map_alloc()` for the fd arrays; `array_of_map_alloc()` first builds the inner-map
+/// template from `inner_map_fd`.
+pub fn fd_array_map_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    let t = attr.map_type();
+    let inner_meta = if t == MapType::ARRAY_OF_MAPS {
+        ctx.enter("array_of_map_alloc", FILE, String::new);
+        Some(crate::map_in_map::bpf_map_meta_alloc(
+            ctx,
+            attr.inner_map_fd,
+        )?)
+    } else {
+        None
+    };
+    // array_map_alloc(): only the speculation rounding can fail here.
+    let (mut desc, _) = array_map_alloc(ctx, attr)?;
+    desc.inner_meta = inner_meta;
+    let kind = match t {
+        MapType::PROG_ARRAY => FdKind::Prog,
+        MapType::PERF_EVENT_ARRAY => FdKind::PerfEvent,
+        MapType::CGROUP_ARRAY => FdKind::Cgroup,
+        _ => FdKind::Map,
+    };
+    let mem = ArrayMem {
+        struct_size: ctx.profile().sizes.bpf_array,
+        page_size: ctx.profile().page_size as u64,
+        slot: 8,
+        ncpus: ctx.profile().num_possible_cpus as u64,
+    };
+    Ok((
+        desc,
+        Box::new(FdArray {
+            kind,
+            slots: HashMap::new(),
+            mem,
+        }),
+    ))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FdKind {
+    Prog,
+    PerfEvent,
+    Cgroup,
+    Map,
+}
+
+/// An fd array: each slot holds the object an fd referred to (the model only ever stores
+/// maps; programs, perf events and cgroups do not exist in it).
+struct FdArray {
+    kind: FdKind,
+    slots: HashMap<u32, std::sync::Arc<crate::map::BpfMap>>,
+    mem: ArrayMem,
+}
+
+impl FdArray {
+    /// `map_fd_get_ptr`: the object behind the value fd, by the array's kind.
+    fn get_ptr(
+        &self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        ufd: u32,
+    ) -> Result<std::sync::Arc<crate::map::BpfMap>, Errno> {
+        let file = ctx.process.fds().get(ufd);
+        let (func, file_c, what) = match self.kind {
+            FdKind::Prog => ("bpf_prog_get", "kernel/bpf/syscall.c", "a bpf program"),
+            FdKind::PerfEvent => ("perf_event_get", "kernel/events/core.c", "a perf event"),
+            FdKind::Cgroup => (
+                "cgroup_v1v2_get_from_fd",
+                "kernel/cgroup/cgroup.c",
+                "a cgroup directory",
+            ),
+            FdKind::Map => {
+                let meta = map
+                    .inner_meta
+                    .as_ref()
+                    .expect("ARRAY_OF_MAPS has a template");
+                return crate::map_in_map::bpf_map_fd_get_ptr(ctx, meta, ufd);
+            }
+        };
+        let Some(file) = file else {
+            return Err(
+                ctx.fail(func, file_c, "the value fd is open", Errno::EBADF, || {
+                    format!("fd {} is not open", ufd as i32)
+                }),
+            );
+        };
+        // A program fd that is something else is EINVAL; perf_event_get and the cgroup lookup
+        // answer EBADF for a file of the wrong kind.
+        let e = if self.kind == FdKind::Prog {
+            Errno::EINVAL
+        } else {
+            Errno::EBADF
+        };
+        Err(ctx.fail(
+            func,
+            file_c,
+            "the value fd is the right kind of object",
+            e,
+            || format!("fd {} is {}, not {what}", ufd as i32, file.describe()),
+        ))
+    }
+}
+
+impl BpfMapOps for FdArray {
+    /// `bpf_fd_array_map_lookup_elem()`: the stored object's id.
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "bpf_fd_array_map_lookup_elem";
+        check!(ctx, F, matches!(self.kind, FdKind::PerfEvent | FdKind::Cgroup) => Errno::ENOTSUPP,
+            "the type has map_fd_sys_lookup_elem (prog and map arrays do)", "{:?}", map.map_type);
+        let index = BpfArray::index(key);
+        let obj = (index < map.max_entries)
+            .then(|| self.slots.get(&index))
+            .flatten();
+        let Some(obj) = obj else {
+            return Err(ctx.fail(
+                F,
+                FILE,
+                "the index is in range and its slot is set",
+                Errno::ENOENT,
+                || format!("index={index} max_entries={}", map.max_entries),
+            ));
+        };
+        value.copy_from_slice(&obj.id().to_le_bytes());
+        Ok(())
+    }
+
+    /// `bpf_fd_array_map_update_elem()`.
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "bpf_fd_array_map_update_elem";
+        check!(ctx, F, flags != BPF_ANY => Errno::EINVAL, "flags are BPF_ANY", "flags={flags:#x}");
+        let index = BpfArray::index(key);
+        check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
+            "index < max_entries", "index={index} max_entries={}", map.max_entries);
+        let ufd = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+        let obj = self.get_ptr(ctx, map, ufd)?;
+        self.slots.insert(index, obj);
+        Ok(())
+    }
+
+    /// `fd_array_map_delete_elem()`.
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
+        const F: &str = "__fd_array_map_delete_elem";
+        let index = BpfArray::index(key);
+        check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
+            "index < max_entries", "index={index} max_entries={}", map.max_entries);
+        let old = self.slots.remove(&index);
+        check!(ctx, F, old.is_none() => Errno::ENOENT, "the slot is set", "slot {index} is empty");
+        Ok(())
+    }
+
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno> {
+        array_get_next_key(ctx, map, key, next_key)
+    }
+
+    fn map_mem_usage(&self, map: &MapDesc) -> u64 {
+        self.mem.struct_size + map.max_entries as u64 * self.mem.slot
     }
 }

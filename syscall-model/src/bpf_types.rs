@@ -80,6 +80,41 @@ pub static TRIE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: lpm_trie::trie_alloc,
 };
 
+pub static PROG_ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "prog_array_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::fd_array_map_alloc_check),
+    map_alloc: arraymap::fd_array_map_alloc,
+};
+
+pub static PERF_EVENT_ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "perf_event_array_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::fd_array_map_alloc_check),
+    map_alloc: arraymap::fd_array_map_alloc,
+};
+
+pub static CGROUP_ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "cgroup_array_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::fd_array_map_alloc_check),
+    map_alloc: arraymap::fd_array_map_alloc,
+};
+
+pub static ARRAY_OF_MAPS_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "array_of_maps_map_ops",
+    file: "kernel/bpf/arraymap.c",
+    map_alloc_check: Some(arraymap::fd_array_map_alloc_check),
+    map_alloc: arraymap::fd_array_map_alloc,
+};
+
+pub static HTAB_OF_MAPS_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "htab_of_maps_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::fd_htab_map_alloc_check),
+    map_alloc: hashtab::htab_of_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -99,6 +134,11 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
         MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
         MapType::LPM_TRIE => MapTypeEntry::Modelled(&TRIE_MAP_OPS),
+        MapType::PROG_ARRAY => MapTypeEntry::Modelled(&PROG_ARRAY_MAP_OPS),
+        MapType::PERF_EVENT_ARRAY => MapTypeEntry::Modelled(&PERF_EVENT_ARRAY_MAP_OPS),
+        MapType::CGROUP_ARRAY => MapTypeEntry::Modelled(&CGROUP_ARRAY_MAP_OPS),
+        MapType::ARRAY_OF_MAPS => MapTypeEntry::Modelled(&ARRAY_OF_MAPS_MAP_OPS),
+        MapType::HASH_OF_MAPS => MapTypeEntry::Modelled(&HTAB_OF_MAPS_MAP_OPS),
         MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
         MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
         MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),
@@ -140,5 +180,31 @@ pub fn map_priv(t: MapType) -> MapPriv {
         | MapType::DEVMAP_HASH
         | MapType::XSKMAP => MapPriv::NetAdmin,
         _ => MapPriv::Bpf,
+    }
+}
+
+/// Which `map_meta_equal` a type's ops have: none (it cannot be an inner map), the generic
+/// `bpf_map_meta_equal`, or `array_map_meta_equal` (which also compares max_entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaEqual {
+    None,
+    Generic,
+    Array,
+}
+
+pub fn map_meta_equal_kind(t: MapType, profile: &crate::profile::KernelProfile) -> MetaEqual {
+    match t {
+        MapType::ARRAY => MetaEqual::Array,
+        MapType::PERCPU_ARRAY if profile.percpu_array_meta_equal_checks_max_entries => {
+            MetaEqual::Array
+        }
+        MapType::PROG_ARRAY
+        | MapType::ARRAY_OF_MAPS
+        | MapType::HASH_OF_MAPS
+        | MapType::STRUCT_OPS
+        | MapType::CGROUP_STORAGE
+        | MapType::PERCPU_CGROUP_STORAGE
+        | MapType::INSN_ARRAY => MetaEqual::None,
+        _ => MetaEqual::Generic,
     }
 }

@@ -11,9 +11,11 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::jhash::{jhash, jhash2};
-use crate::map::{round_up, BpfMapOps, MapDesc, PercpuLayout};
+use crate::map::{round_up, BpfMap, BpfMapOps, MapDesc, PercpuLayout};
+use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const FILE: &str = "kernel/bpf/hashtab.c";
 
@@ -87,9 +89,19 @@ pub fn htab_map_alloc(
     ctx: &mut Ctx,
     attr: &MapCreateAttr,
 ) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    htab_map_alloc_with(ctx, attr, None)
+}
+
+/// `htab_map_alloc()` with the inner-map template of a HASH_OF_MAPS, if any.
+fn htab_map_alloc_with(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+    inner_meta: Option<InnerMapMeta>,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
     const F: &str = "htab_map_alloc";
     ctx.enter(F, FILE, String::new);
     let mut desc = MapDesc::from_attr(attr);
+    desc.inner_meta = inner_meta;
     let t = attr.map_type();
     let ncpus = ctx.profile().num_possible_cpus;
     if attr.has(BPF_F_NO_COMMON_LRU) {
@@ -131,6 +143,8 @@ pub fn htab_map_alloc(
         cpu_flags: ctx.profile().percpu_cpu_flags,
     };
     let htab = Htab {
+        of_maps: desc.inner_meta.clone(),
+        in_place_of_maps: ctx.profile().htab_of_maps_in_place,
         n_buckets: n_buckets as u32,
         hashrnd,
         percpu: is_percpu(t).then_some(layout),
@@ -138,6 +152,7 @@ pub fn htab_map_alloc(
         ncpus: ncpus as usize,
         buckets: BTreeMap::new(),
         count: 0,
+        pending_inner: None,
         elem_size: ctx.profile().htab_elem_size as u64
             + round_up(desc.key_size as u64, 8)
             + if is_percpu(t) {
@@ -160,10 +175,16 @@ struct Elem {
     key: Box<[u8]>,
     /// `value_size` bytes, or for per-CPU maps one 8-byte-rounded slot per possible CPU.
     value: Box<[u8]>,
+    /// HASH_OF_MAPS: the inner map the value fd referred to (held, so it stays alive).
+    inner: Option<Arc<BpfMap>>,
 }
 
-/// `struct bpf_htab` for HASH and PERCPU_HASH.
+/// `struct bpf_htab` for HASH, PERCPU_HASH and HASH_OF_MAPS.
 struct Htab {
+    /// HASH_OF_MAPS: the inner-map template.
+    of_maps: Option<InnerMapMeta>,
+    /// 7.2: an existing key's inner map is swapped in place, and no spare elements exist.
+    in_place_of_maps: bool,
     n_buckets: u32,
     hashrnd: u32,
     /// How a per-CPU element maps to user space; `None` for a plain hash.
@@ -174,6 +195,8 @@ struct Htab {
     /// element, where the kernel starts) is the last entry.
     buckets: BTreeMap<u32, Vec<Elem>>,
     count: u32,
+    /// The inner map an update of HASH_OF_MAPS is about to store.
+    pending_inner: Option<Arc<BpfMap>>,
     /// `htab->elem_size`: the element header, the rounded key, and the value or its pointer.
     elem_size: u64,
     /// `sizeof(struct bpf_htab)` plus the lock counters where the profile counts them.
@@ -276,11 +299,13 @@ impl BpfMapOps for Htab {
                 }),
             );
         };
-        // A per-CPU value is copied whole, rounded slots included; a plain one is value_size.
+        // A per-CPU value is copied whole, rounded slots included; a plain one is value_size;
+        // HASH_OF_MAPS gives the inner map's id (bpf_fd_htab_map_lookup_elem).
         let e = self.elem(b, pos);
-        match self.percpu {
-            Some(layout) => layout.load(&e.value, value, flags),
-            None => value.copy_from_slice(&e.value[..value.len()]),
+        match (&e.inner, self.percpu) {
+            (Some(inner), _) => value.copy_from_slice(&inner.id().to_le_bytes()),
+            (None, Some(layout)) => layout.load(&e.value, value, flags),
+            (None, None) => value.copy_from_slice(&e.value[..value.len()]),
         }
         Ok(())
     }
@@ -321,11 +346,18 @@ impl BpfMapOps for Htab {
                         hash,
                         key: key.into(),
                         value: slots,
+                        inner: None,
                     };
                     self.link_at_head(b, e);
                 }
             }
             return Ok(());
+        }
+        if let Some(meta) = &self.of_maps {
+            // bpf_fd_htab_map_update_elem(): the value fd is resolved before any flag check.
+            let ufd = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+            let meta = meta.clone();
+            self.pending_inner = Some(bpf_map_fd_get_ptr(ctx, &meta, ufd)?);
         }
         const F: &str = "htab_map_update_elem";
         check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
@@ -334,7 +366,14 @@ impl BpfMapOps for Htab {
             "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
         let (hash, b, pos) = self.find(key);
         Htab::check_flags(ctx, pos.is_some(), flags)?;
+        let inner = self.pending_inner.take();
         match pos {
+            Some(pos) if inner.is_some() && self.in_place_of_maps => {
+                // 7.2's htab_map_update_elem_in_place(): swap the inner map, keep the place.
+                let list = self.buckets.get_mut(&b).expect("found bucket");
+                list[pos].inner = inner;
+                return Ok(());
+            }
             Some(pos) => {
                 // The new element goes to the bucket head and the old one is unlinked, so a
                 // replaced key moves to the front of its bucket.
@@ -346,6 +385,7 @@ impl BpfMapOps for Htab {
             hash,
             key: key.into(),
             value: value[..map.value_size as usize].into(),
+            inner,
         };
         self.link_at_head(b, e);
         Ok(())
@@ -422,6 +462,10 @@ impl BpfMapOps for Htab {
         value: &mut [u8],
         flags: u64,
     ) -> Option<Result<(), Errno>> {
+        // HASH_OF_MAPS is not among the types the syscall's lookup-and-delete serves.
+        if self.of_maps.is_some() {
+            return None;
+        }
         Some(self.lookup_and_delete(ctx, map, key, value, flags))
     }
 
@@ -464,7 +508,11 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
     let mut usage = h.struct_usage + SIZEOF_BUCKET * h.n_buckets as u64;
     if h.prealloc {
         // A plain hash also preallocates one spare element per CPU for replacements.
-        let extra = if h.percpu.is_some() { 0 } else { ncpus };
+        let extra = if h.percpu.is_some() || (h.of_maps.is_some() && h.in_place_of_maps) {
+            0
+        } else {
+            ncpus
+        };
         let n = map.max_entries as u64 + extra;
         usage += elem_size * n;
         if h.percpu.is_some() {
@@ -481,4 +529,23 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
         }
     }
     usage
+}
+
+/// `fd_htab_map_alloc_check()`: HASH_OF_MAPS values are 4-byte fds; then the hash rules.
+pub fn fd_htab_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
+    const F: &str = "fd_htab_map_alloc_check";
+    ctx.enter(F, FILE, String::new);
+    check!(ctx, F, attr.value_size != 4 => Errno::EINVAL,
+        "value_size is 4 (the value is an fd)", "value_size={}", attr.value_size);
+    htab_map_alloc_check(ctx, attr)
+}
+
+/// `htab_of_map_alloc()`: the inner-map template first, then the table.
+pub fn htab_of_map_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    ctx.enter("htab_of_map_alloc", FILE, String::new);
+    let meta = crate::map_in_map::bpf_map_meta_alloc(ctx, attr.inner_map_fd)?;
+    htab_map_alloc_with(ctx, attr, Some(meta))
 }

@@ -13,6 +13,7 @@
 //! | [`lpm_trie`] | kernel/bpf/lpm_trie.c |
 //! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
+//! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
 //! | [`map`] | `struct bpf_map`, `struct bpf_map_ops` (include/linux/bpf.h) |
 //! | [`jhash`] | include/linux/jhash.h |
@@ -32,6 +33,7 @@ pub mod jhash;
 pub mod kernel;
 pub mod lpm_trie;
 pub mod map;
+pub mod map_in_map;
 pub mod profile;
 pub mod queue_stack_maps;
 pub mod syscall;

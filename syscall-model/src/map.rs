@@ -30,6 +30,8 @@ pub struct MapDesc {
     pub has_spin_lock: bool,
     /// Created with `excl_prog_hash`: only one program may use it.
     pub excl: bool,
+    /// ARRAY_OF_MAPS and HASH_OF_MAPS: the template inner maps must match.
+    pub inner_meta: Option<crate::map_in_map::InnerMapMeta>,
 }
 
 impl MapDesc {
@@ -46,6 +48,7 @@ impl MapDesc {
             name: [0; 16],
             has_spin_lock: false,
             excl: false,
+            inner_meta: None,
         }
     }
 

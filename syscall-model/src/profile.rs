@@ -107,6 +107,13 @@ pub struct KernelProfile {
     /// 7.2: `map_create` calls `bpf_get_file_flag` after the map is built, so BPF_F_RDONLY
     /// with BPF_F_WRONLY loses to every allocation error (6.x checks it early).
     pub file_flag_check_after_alloc: bool,
+    /// 7.2: PERCPU_ARRAY's `map_meta_equal` is `array_map_meta_equal`, so an inner per-CPU
+    /// array must have the template's max_entries (6.x only compares type, sizes and flags).
+    pub percpu_array_meta_equal_checks_max_entries: bool,
+    /// HASH_OF_MAPS replaces an existing key's inner map in place (its walk position stays)
+    /// and preallocates no spare elements: seen on 6.18 and 7.2; 6.12 re-inserts at the
+    /// bucket head and counts the spares.
+    pub htab_of_maps_in_place: bool,
     /// 7.2: BPF_F_CPU and BPF_F_ALL_CPUS. `bpf_map_check_op_flags` then checks element flags
     /// after the fd lookup (6.x rejects lookup flags before it), per-CPU updates accept flags
     /// up to F_ALL_CPUS, and only `value_size` bytes of each CPU's slot are stored.
@@ -148,6 +155,8 @@ impl KernelProfile {
             common_attrs: false,
             map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA],
             file_flag_check_after_alloc: false,
+            percpu_array_meta_equal_checks_max_entries: false,
+            htab_of_maps_in_place: true,
             percpu_cpu_flags: false,
         }
     }
@@ -162,6 +171,7 @@ impl KernelProfile {
             },
             attr_size: 152,
             nr_cmds: 37,
+            htab_of_maps_in_place: false,
             sizes: StructSizes::of(
                 KernelVersion {
                     major: 6,
@@ -190,6 +200,8 @@ impl KernelProfile {
             common_attrs: true,
             map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA, MapType::RHASH],
             file_flag_check_after_alloc: true,
+            percpu_array_meta_equal_checks_max_entries: true,
+            htab_of_maps_in_place: true,
             percpu_cpu_flags: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
