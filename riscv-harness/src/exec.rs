@@ -90,6 +90,8 @@ enum Show {
 struct Exec<'b> {
     be: &'b mut dyn Backend,
     names: HashMap<String, i32>,
+    /// What was pinned where (scenario path -> the map's fd name), so OBJ_GET knows the map.
+    pins: HashMap<String, String>,
     /// Map ids of this scenario's maps, by name and back (learnt with a hidden GET_INFO).
     ids: HashMap<u32, String>,
     map_ids: HashMap<String, u32>,
@@ -131,6 +133,9 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             "freeze" => &["fd", "size"],
             "raw" => &["cmd", "attr", "size", "common", "common_size"],
             "get_next_id" => &["start_id", "size"],
+            "pin" => &["fd", "path", "file_flags", "path_fd", "size"],
+            "obj_get" => &["path", "file_flags", "path_fd", "bpf_fd", "size"],
+            "mkdir" | "unlink" => &[],
             "get_fd_by_id" => &["id", "open_flags", "size"],
             "info" => &["fd", "info", "info_len", "size"],
             "fdinfo" => &["fd"],
@@ -138,7 +143,7 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             _ => &[],
         };
         let max_positional = match st.func.as_str() {
-            "map_create" | "raw" | "get_next_id" | "get_fd_by_id" => 0,
+            "map_create" | "raw" | "get_next_id" | "get_fd_by_id" | "obj_get" => 0,
             "walk" | "dump" => 2,
             _ => 1,
         };
@@ -185,7 +190,7 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
         if st.bind.is_some()
             && !matches!(
                 st.func.as_str(),
-                "map_create" | "raw" | "open" | "get_fd_by_id"
+                "map_create" | "raw" | "open" | "get_fd_by_id" | "obj_get"
             )
         {
             return serr(st.line, 1, format!("{} returns no fd to name", st.func));
@@ -211,6 +216,7 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
     let mut ex = Exec {
         be,
         names: HashMap::new(),
+        pins: HashMap::new(),
         ids: HashMap::new(),
         map_ids: HashMap::new(),
         maps: HashMap::new(),
@@ -327,15 +333,36 @@ impl Exec<'_> {
                     );
                 };
                 let path = String::from_utf8_lossy(p).into_owned();
-                if path != "/dev/null" && path != "/dev/zero" {
+                if path != "/dev/null" && path != "/dev/zero" && !path.starts_with('@') {
                     return serr(
                         st.line,
                         st.func_col,
-                        "open() is for non-bpf files: \"/dev/null\" or \"/dev/zero\"",
+                        "open() is for \"/dev/null\", \"/dev/zero\" and @bpffs/@tmp directories",
                     );
                 }
-                let r = self.be.open(&path);
+                let real = self.be.path(&path);
+                let r = self.be.open(&real);
                 return Ok(self.finish(st, r));
+            }
+            "mkdir" | "unlink" => {
+                let Some(Arg {
+                    value: Expr::Str(p),
+                    ..
+                }) = st.positional(0)
+                else {
+                    return serr(
+                        st.line,
+                        st.func_col,
+                        format!("{} takes a path string", st.func),
+                    );
+                };
+                let real = self.be.path(&String::from_utf8_lossy(p));
+                let r = if st.func == "mkdir" {
+                    self.be.mkdir(&real)
+                } else {
+                    self.be.unlink(&real)
+                };
+                return Ok(self.finish(st, r.map(|()| 0)));
             }
             _ => {}
         }
@@ -369,6 +396,35 @@ impl Exec<'_> {
                 "map_create" => {
                     self.maps.insert(fd, self.map_info(st)?);
                     self.learn_id(st, fd);
+                }
+                "obj_get" => {
+                    // The map pinned at that path, if this scenario pinned it.
+                    let pinned = match st.arg("path").map(|a| &a.value) {
+                        Some(Expr::Str(p)) => self
+                            .pins
+                            .get(&String::from_utf8_lossy(p).into_owned())
+                            .cloned(),
+                        _ => None,
+                    };
+                    if let Some(info) = pinned
+                        .and_then(|n| self.names.get(&n).copied())
+                        .and_then(|f| self.maps.get(&f).copied())
+                    {
+                        self.maps.insert(fd, info);
+                    }
+                }
+                "pin" => {
+                    let path = match st.arg("path").map(|a| &a.value) {
+                        Some(Expr::Str(p)) => Some(String::from_utf8_lossy(p).into_owned()),
+                        _ => None,
+                    };
+                    let name = match st.arg("fd").or_else(|| st.positional(0)).map(|a| &a.value) {
+                        Some(Expr::Name(n)) => Some(n.clone()),
+                        _ => None,
+                    };
+                    if let (Some(p), Some(n)) = (path, name) {
+                        self.pins.insert(p, n);
+                    }
                 }
                 "get_fd_by_id" => {
                     // The same map as the one with that id, if this scenario made it.
@@ -486,6 +542,8 @@ impl Exec<'_> {
             "get_next_id" => (BpfCmd::MAP_GET_NEXT_ID, 8),
             "get_fd_by_id" => (BpfCmd::MAP_GET_FD_BY_ID, 12),
             "info" => (BpfCmd::OBJ_GET_INFO_BY_FD, 16),
+            "pin" => (BpfCmd::OBJ_PIN, 20),
+            "obj_get" => (BpfCmd::OBJ_GET, 20),
             f => return serr(st.line, st.func_col, format!("`{f}` is not a bpf call")),
         };
         let mut a = AttrBuf {
@@ -495,6 +553,8 @@ impl Exec<'_> {
             self.build_map_create(st, &mut a)?;
         } else if matches!(st.func.as_str(), "get_next_id" | "get_fd_by_id" | "info") {
             self.build_obj(st, &mut a)?;
+        } else if matches!(st.func.as_str(), "pin" | "obj_get") {
+            self.build_pin(st, &mut a)?;
         } else {
             self.build_elem(st, cmd, &mut a)?;
         }
@@ -578,6 +638,39 @@ impl Exec<'_> {
                 };
                 a.put(8, &ptr.to_le_bytes());
             }
+        }
+        Ok(())
+    }
+
+    /// OBJ_PIN and OBJ_GET: pathname, bpf_fd, file_flags, path_fd.
+    fn build_pin(&mut self, st: &Stmt, a: &mut AttrBuf) -> Res<()> {
+        if st.func == "pin" {
+            let fd = self.fd_arg(st, 0)?;
+            a.put(8, &(fd as u32).to_le_bytes());
+        } else if let Some(x) = st.arg("bpf_fd") {
+            let v = self.int(&x.value, Kind::Fd, st.line, x.col)?;
+            a.put(8, &(v as u32).to_le_bytes());
+        }
+        let path = match st.arg("path") {
+            Some(x) => match &x.value {
+                // A path string: mapped onto this backend's directories, NUL-terminated.
+                Expr::Str(p) => {
+                    let mut b = self.be.path(&String::from_utf8_lossy(p)).into_bytes();
+                    b.push(0);
+                    self.be.buffer(&b, true)
+                }
+                v => self.ptr(v, None, st.line, x.col)?,
+            },
+            None => 0,
+        };
+        a.put(0, &path.to_le_bytes());
+        if let Some(x) = st.arg("file_flags") {
+            let v = self.int(&x.value, Kind::MapFlags, st.line, x.col)?;
+            a.put(12, &(v as u32).to_le_bytes());
+        }
+        if let Some(x) = st.arg("path_fd") {
+            let v = self.int(&x.value, Kind::Fd, st.line, x.col)?;
+            a.put(16, &(v as u32).to_le_bytes());
         }
         Ok(())
     }

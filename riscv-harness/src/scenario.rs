@@ -671,6 +671,10 @@ pub const KNOWN_CALLS: &[&str] = &[
     "get_fd_by_id",
     "info",
     "fdinfo",
+    "pin",
+    "obj_get",
+    "mkdir",
+    "unlink",
 ];
 
 /// The functions a value can use.

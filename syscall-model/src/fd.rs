@@ -46,6 +46,8 @@ pub enum FileKind {
     BpfMap(Arc<BpfMap>),
     /// Any other file: a tty, /dev/null. bpf(2) rejects it where it wants a bpf object.
     Other { path: String },
+    /// A directory opened with O_DIRECTORY (a `path_fd` for pinning).
+    Dir { path: String },
 }
 
 #[derive(Clone)]
@@ -58,7 +60,7 @@ impl File {
     pub fn map(&self) -> Option<&Arc<BpfMap>> {
         match &self.kind {
             FileKind::BpfMap(m) => Some(m),
-            FileKind::Other { .. } => None,
+            FileKind::Other { .. } | FileKind::Dir { .. } => None,
         }
     }
 
@@ -66,6 +68,7 @@ impl File {
         match &self.kind {
             FileKind::BpfMap(m) => format!("bpf-map id {}", m.id()),
             FileKind::Other { path } => path.clone(),
+            FileKind::Dir { path } => format!("the directory {path}"),
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Kernel {
     pub netdevs: Vec<NetDev>,
     /// Source of `get_random_u32()` for hash seeds; deterministic so runs repeat.
     random: AtomicU64,
+    /// The file namespace pins live in (one bpffs at /sys/fs/bpf).
+    vfs: Mutex<crate::inode::Vfs>,
 }
 
 impl Kernel {
@@ -87,6 +89,7 @@ impl Kernel {
                 has_ndo_bpf: false,
             }],
             random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            vfs: Mutex::new(crate::inode::Vfs::default()),
         })
     }
 
@@ -99,6 +102,10 @@ impl Kernel {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         (z ^ (z >> 31)) as u32
+    }
+
+    pub fn vfs(&self) -> MutexGuard<'_, crate::inode::Vfs> {
+        self.vfs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn map_idr(&self) -> MutexGuard<'_, MapIdr> {
@@ -175,13 +182,30 @@ impl Process {
         Ok(crate::syscall::obj::bpf_map_show_fdinfo(&map, &file))
     }
 
-    /// `open(path)` of a file that is not a bpf object (/dev/null and the like).
+    /// `open(path, O_RDONLY)` of a file that is not a bpf object (/dev/null, a directory):
+    /// ENOENT if the namespace has no such path.
     pub fn open_other(&self, path: &str) -> Result<i32, Errno> {
+        let path = crate::inode::normalize("/", path);
+        let kind = match self.kernel.vfs().get(&path) {
+            None => return Err(Errno::ENOENT),
+            Some(crate::inode::Node::Dir { .. }) => FileKind::Dir { path },
+            Some(_) => FileKind::Other { path },
+        };
         self.fds().install(File {
-            kind: FileKind::Other {
-                path: path.to_string(),
-            },
+            kind,
             f_mode: FMode::RDONLY,
         })
+    }
+
+    /// `mkdir(path)` in the model's namespace.
+    pub fn mkdir(&self, path: &str) -> Result<(), Errno> {
+        self.kernel.vfs().mkdir(&crate::inode::normalize("/", path))
+    }
+
+    /// `unlink(path)` in the model's namespace.
+    pub fn unlink(&self, path: &str) -> Result<(), Errno> {
+        self.kernel
+            .vfs()
+            .unlink(&crate::inode::normalize("/", path))
     }
 }

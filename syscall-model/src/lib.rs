@@ -13,6 +13,7 @@
 //! | [`lpm_trie`] | kernel/bpf/lpm_trie.c |
 //! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
+//! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
 //! | [`map`] | `struct bpf_map`, `struct bpf_map_ops` (include/linux/bpf.h) |
@@ -29,6 +30,7 @@ pub mod ctx;
 pub mod errno;
 pub mod fd;
 pub mod hashtab;
+pub mod inode;
 pub mod jhash;
 pub mod kernel;
 pub mod lpm_trie;

@@ -316,6 +316,8 @@ const LAST_FIELDS: &[(BpfCmd, usize)] = &[
     (BpfCmd::LINK_GET_NEXT_ID, 8),            // next_id
     (BpfCmd::MAP_GET_FD_BY_ID, 12),           // open_flags
     (BpfCmd::OBJ_GET_INFO_BY_FD, 16),         // info.info
+    (BpfCmd::OBJ_PIN, 20),                    // path_fd
+    (BpfCmd::OBJ_GET, 20),                    // path_fd
 ];
 
 #[cfg(test)]

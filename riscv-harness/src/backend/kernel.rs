@@ -22,6 +22,9 @@ pub struct KernelBackend {
     maps: Vec<(*mut libc::c_void, usize)>,
     unmapped: u64,
     ncpus: u32,
+    /// A private bpffs mount and an ordinary directory, for pins (`@bpffs`, `@tmp`), made
+    /// the first time a scenario names a path.
+    dirs: std::cell::OnceCell<(String, String)>,
 }
 
 fn errno() -> Errno {
@@ -53,12 +56,68 @@ impl KernelBackend {
             maps: vec![(guard, PAGE)],
             unmapped: guard as u64,
             ncpus,
+            dirs: std::cell::OnceCell::new(),
         })
     }
 }
 
+/// A bpffs of our own: in a private mount namespace (so nothing leaks to the host's mounts),
+/// mounted on a fresh directory, plus a plain directory beside it.
+fn private_bpffs() -> anyhow::Result<(String, String)> {
+    // SAFETY: unshare and mount take plain values and C strings that outlive the calls.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            bail!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+        }
+        let root = CString::new("/")?;
+        libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
+    }
+    let base = std::env::temp_dir().join(format!("bpfmodel-{}", std::process::id()));
+    let (bpffs, tmp) = (base.join("bpffs"), base.join("tmp"));
+    std::fs::create_dir_all(&bpffs).with_context(|| format!("creating {}", bpffs.display()))?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let src = CString::new("bpf")?;
+    let dst = CString::new(bpffs.to_string_lossy().as_bytes())?;
+    // SAFETY: as above.
+    if unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        bail!(
+            "mounting a bpffs on {}: {}",
+            bpffs.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok((
+        bpffs.to_string_lossy().into_owned(),
+        tmp.to_string_lossy().into_owned(),
+    ))
+}
+
 impl Drop for KernelBackend {
     fn drop(&mut self) {
+        if let Some((bpffs, tmp)) = self.dirs.get() {
+            if let Ok(p) = CString::new(bpffs.as_bytes()) {
+                // SAFETY: unmounting our own mount.
+                unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+            }
+            if let Some(base) = std::path::Path::new(tmp).parent() {
+                let _ = std::fs::remove_dir_all(base);
+            }
+        }
         for (p, len) in self.maps.drain(..) {
             // SAFETY: each (p, len) is a mapping this backend made and nothing refers to it.
             unsafe {
@@ -151,6 +210,36 @@ impl Backend for KernelBackend {
     fn close(&mut self, fd: i32) -> Result<(), Errno> {
         // SAFETY: closing a number the scenario names; the child owns every fd past 2.
         if unsafe { libc::close(fd) } < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn path(&self, scenario_path: &str) -> String {
+        if !scenario_path.starts_with('@') {
+            return scenario_path.to_string();
+        }
+        let (bpffs, tmp) = self.dirs.get_or_init(|| {
+            // A scenario that cannot get a bpffs sees its pins fail, and the transcript says so.
+            private_bpffs().unwrap_or_else(|e| {
+                (
+                    format!("/nonexistent-bpffs ({e})"),
+                    "/nonexistent-tmp".into(),
+                )
+            })
+        });
+        super::map_path(scenario_path, bpffs, tmp)
+    }
+
+    fn mkdir(&mut self, path: &str) -> Result<(), Errno> {
+        std::fs::create_dir(path).map_err(|e| Errno(e.raw_os_error().unwrap_or(Errno::EIO.0)))
+    }
+
+    fn unlink(&mut self, path: &str) -> Result<(), Errno> {
+        let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: a valid C string.
+        if unsafe { libc::unlink(c.as_ptr()) } < 0 {
             Err(errno())
         } else {
             Ok(())

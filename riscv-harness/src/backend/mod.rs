@@ -36,8 +36,26 @@ pub trait Backend {
     fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno>;
     /// `close(fd)`.
     fn close(&mut self, fd: i32) -> Result<(), Errno>;
+    /// The real path of a scenario path: `@bpffs/...` is under this backend's bpf filesystem,
+    /// `@tmp/...` under an ordinary directory; anything else is used as written.
+    fn path(&self, scenario_path: &str) -> String;
+    /// `mkdir(path, 0700)`.
+    fn mkdir(&mut self, path: &str) -> Result<(), Errno>;
+    /// `unlink(path)`.
+    fn unlink(&mut self, path: &str) -> Result<(), Errno>;
     /// The text of `/proc/self/fdinfo/<fd>` (ENOENT if the fd is not open).
     fn fdinfo(&mut self, fd: i32) -> Result<String, Errno>;
     /// `open(path, O_RDONLY)` of a file that is not a bpf object.
     fn open(&mut self, path: &str) -> Result<i32, Errno>;
+}
+
+/// Maps `@bpffs` and `@tmp` prefixes onto a backend's two directories.
+pub fn map_path(scenario_path: &str, bpffs: &str, tmp: &str) -> String {
+    if let Some(rest) = scenario_path.strip_prefix("@bpffs") {
+        format!("{bpffs}{rest}")
+    } else if let Some(rest) = scenario_path.strip_prefix("@tmp") {
+        format!("{tmp}{rest}")
+    } else {
+        scenario_path.to_string()
+    }
 }

@@ -98,6 +98,18 @@ impl Backend for ModelBackend {
         self.process.close(fd)
     }
 
+    fn path(&self, scenario_path: &str) -> String {
+        super::map_path(scenario_path, syscall_model::inode::BPFFS_ROOT, "/tmp")
+    }
+
+    fn mkdir(&mut self, path: &str) -> Result<(), Errno> {
+        self.process.mkdir(path)
+    }
+
+    fn unlink(&mut self, path: &str) -> Result<(), Errno> {
+        self.process.unlink(path)
+    }
+
     fn fdinfo(&mut self, fd: i32) -> Result<String, Errno> {
         // No /proc/self/fdinfo/<fd> for a closed fd: the open fails ENOENT.
         self.process

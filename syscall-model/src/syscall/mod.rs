@@ -89,6 +89,8 @@ pub fn sys_bpf(
             map_elem::map_lookup_and_delete_elem(ctx, &attr).map(|()| 0)
         }
         BpfCmd::MAP_FREEZE => map_elem::map_freeze(ctx, &attr).map(|()| 0),
+        BpfCmd::OBJ_PIN => obj::bpf_obj_pin(ctx, &attr).map(|()| 0),
+        BpfCmd::OBJ_GET => obj::bpf_obj_get(ctx, &attr),
         BpfCmd::MAP_GET_NEXT_ID => obj::bpf_obj_get_next_id(ctx, &attr, uattr).map(|()| 0),
         BpfCmd::MAP_GET_FD_BY_ID => obj::bpf_map_get_fd_by_id(ctx, &attr),
         BpfCmd::OBJ_GET_INFO_BY_FD => obj::bpf_obj_get_info_by_fd(ctx, &attr, uattr).map(|()| 0),

@@ -232,3 +232,183 @@ pub fn bpf_map_show_fdinfo(map: &BpfMap, file: &File) -> String {
         map.is_frozen() as u8,
     )
 }
+
+/// Offsets of BPF_OBJ_PIN / BPF_OBJ_GET.
+mod pin {
+    pub const PATHNAME: usize = 0;
+    pub const BPF_FD: usize = 8;
+    pub const FILE_FLAGS: usize = 12;
+    pub const PATH_FD: usize = 16;
+}
+
+/// `getname()`: the NUL-terminated path at `upath` (EFAULT if unreadable, ENAMETOOLONG past
+/// PATH_MAX, ENOENT if empty).
+fn getname(ctx: &mut Ctx, func: &'static str, upath: u64) -> Result<String, Errno> {
+    let mut out = Vec::new();
+    loop {
+        let b = ctx.copy_from_user(
+            func,
+            "strncpy_from_user(): the pathname is readable",
+            upath.wrapping_add(out.len() as u64),
+            1,
+        )?;
+        if b[0] == 0 {
+            break;
+        }
+        out.push(b[0]);
+        if out.len() >= crate::inode::PATH_MAX {
+            return Err(ctx.fail(
+                func,
+                "fs/namei.c",
+                "the pathname fits in PATH_MAX",
+                Errno::ENAMETOOLONG,
+                String::new,
+            ));
+        }
+    }
+    check!(ctx, func, out.is_empty() => Errno::ENOENT, "the pathname is not empty", "\"\"");
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The directory a relative path starts from: the cwd (`/`), or `path_fd` with BPF_F_PATH_FD.
+fn path_base(
+    ctx: &mut Ctx,
+    func: &'static str,
+    path: &str,
+    dirfd: Option<u32>,
+) -> Result<String, Errno> {
+    let Some(fd) = dirfd.filter(|_| !path.starts_with('/')) else {
+        return Ok("/".to_string());
+    };
+    let file = ctx.process.fds().get(fd);
+    match file.map(|f| f.kind.clone()) {
+        None => Err(
+            ctx.fail(func, "fs/namei.c", "path_fd is open", Errno::EBADF, || {
+                format!("fd {}", fd as i32)
+            }),
+        ),
+        Some(FileKind::Dir { path }) => Ok(path),
+        Some(_) => Err(ctx.fail(
+            func,
+            "fs/namei.c",
+            "path_fd is a directory",
+            Errno::ENOTDIR,
+            || format!("fd {}", fd as i32),
+        )),
+    }
+}
+
+/// `bpf_obj_pin()` and `bpf_obj_pin_user()` (kernel/bpf/inode.c).
+pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
+    const F: &str = "bpf_obj_pin";
+    ctx.enter(F, FILE, String::new);
+    let file_flags = attr.u32(pin::FILE_FLAGS);
+    let path_fd = attr.u32(pin::PATH_FD);
+    check_attr(ctx, F, BpfCmd::OBJ_PIN, attr)?;
+    check!(ctx, F, file_flags & !BPF_F_PATH_FD != 0 => Errno::EINVAL,
+        "file_flags is 0 or BPF_F_PATH_FD", "file_flags={file_flags:#x}");
+    check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
+        "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
+    // bpf_fd_probe_obj(): a program, a map or a link - anything else, open or not, is EINVAL.
+    let ufd = attr.u32(pin::BPF_FD);
+    let file = ctx.process.fds().get(ufd);
+    let Some(map) = file.as_ref().and_then(|f| f.map().cloned()) else {
+        return Err(ctx.fail(
+            "bpf_fd_probe_obj",
+            "kernel/bpf/inode.c",
+            "bpf_fd is a bpf program, map or link",
+            Errno::EINVAL,
+            || {
+                format!(
+                    "fd {} is {}",
+                    ufd as i32,
+                    file.map(|f| f.describe())
+                        .unwrap_or_else(|| "not open".into())
+                )
+            },
+        ));
+    };
+    const I: &str = "kernel/bpf/inode.c";
+    let name = getname(ctx, "bpf_obj_do_pin", attr.u64(pin::PATHNAME))?;
+    let dirfd = (file_flags & BPF_F_PATH_FD != 0).then_some(path_fd);
+    let base = path_base(ctx, "bpf_obj_do_pin", &name, dirfd)?;
+    let path = crate::inode::normalize(&base, &name);
+    let vfs = ctx.kernel.vfs();
+    let created = vfs.path_create(&path);
+    drop(vfs);
+    let bpffs = match created {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(ctx.fail(
+                "user_path_create",
+                "fs/namei.c",
+                "the parent exists and the name is free",
+                e,
+                || path.clone(),
+            ))
+        }
+    };
+    check!(ctx, "bpf_obj_do_pin", !bpffs => Errno::EPERM,
+        "the parent directory is in a bpf filesystem", "{path} is not under a bpffs");
+    ctx.kernel
+        .vfs()
+        .insert(path.clone(), crate::inode::Node::Map(map));
+    ctx.note("bpf_obj_do_pin", I, "pinned", || path);
+    Ok(())
+}
+
+/// `bpf_obj_get()` and `bpf_obj_get_user()` (kernel/bpf/inode.c).
+pub fn bpf_obj_get(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
+    const F: &str = "bpf_obj_get";
+    ctx.enter(F, FILE, String::new);
+    let file_flags = attr.u32(pin::FILE_FLAGS);
+    let path_fd = attr.u32(pin::PATH_FD);
+    let bpf_fd = attr.u32(pin::BPF_FD);
+    check_attr(ctx, F, BpfCmd::OBJ_GET, attr)?;
+    check!(ctx, F, bpf_fd != 0 || file_flags & !(BPF_OBJ_FLAG_MASK | BPF_F_PATH_FD) != 0 => Errno::EINVAL,
+        "bpf_fd is 0 and file_flags within RDONLY, WRONLY and PATH_FD",
+        "bpf_fd={} file_flags={file_flags:#x}", bpf_fd as i32);
+    check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
+        "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
+    let f_mode = bpf_get_file_flag(ctx, file_flags)?;
+    const G: &str = "bpf_obj_do_get";
+    let name = getname(ctx, G, attr.u64(pin::PATHNAME))?;
+    let dirfd = (file_flags & BPF_F_PATH_FD != 0).then_some(path_fd);
+    let base = path_base(ctx, G, &name, dirfd)?;
+    let path = crate::inode::normalize(&base, &name);
+    let node = ctx.kernel.vfs().get(&path).cloned();
+    let map = match node {
+        None => {
+            return Err(ctx.fail(
+                "user_path_at",
+                "fs/namei.c",
+                "the path exists",
+                Errno::ENOENT,
+                || path.clone(),
+            ))
+        }
+        Some(crate::inode::Node::Map(m)) => m,
+        Some(_) => {
+            return Err(ctx.fail(
+                "bpf_inode_type",
+                "kernel/bpf/inode.c",
+                "the path is a pinned bpf object",
+                Errno::EACCES,
+                || path.clone(),
+            ))
+        }
+    };
+    let fd = ctx.process.fds().install(File {
+        kind: FileKind::BpfMap(map),
+        f_mode,
+    });
+    fd.map_err(|e| {
+        ctx.fail(
+            "bpf_map_new_fd",
+            FILE,
+            "a free fd below RLIMIT_NOFILE",
+            e,
+            String::new,
+        )
+    })
+}
