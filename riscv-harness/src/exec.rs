@@ -85,6 +85,12 @@ enum Show {
     Id,
     /// `struct bpf_map_info`, always printed when the call succeeds.
     MapInfo,
+    /// An array of `elem`-byte entries (batch keys and values), per-CPU slots inside, or ids.
+    Array {
+        elem: usize,
+        slot: Option<usize>,
+        ids: bool,
+    },
 }
 
 struct Exec<'b> {
@@ -134,6 +140,17 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             "raw" => &["cmd", "attr", "size", "common", "common_size"],
             "get_next_id" => &["start_id", "size"],
             "pin" => &["fd", "path", "file_flags", "path_fd", "size"],
+            "lookup_batch" | "lookup_and_delete_batch" | "update_batch" | "delete_batch" => &[
+                "fd",
+                "in_batch",
+                "out_batch",
+                "keys",
+                "values",
+                "count",
+                "elem_flags",
+                "flags",
+                "size",
+            ],
             "obj_get" => &["path", "file_flags", "path_fd", "bpf_fd", "size"],
             "mkdir" | "unlink" => &[],
             "get_fd_by_id" => &["id", "open_flags", "size"],
@@ -385,6 +402,16 @@ impl Exec<'_> {
                         show,
                     });
                 }
+                if let (true, Some(before)) = (st.func.ends_with("_batch"), b.get(32..36)) {
+                    // batch.count comes back with how many elements were done.
+                    let count = OutBuf {
+                        field: "count",
+                        addr: addr + 32,
+                        before: before.to_vec(),
+                        show: Show::Bytes(None),
+                    };
+                    self.outs.insert(0, count);
+                }
                 addr
             }
         };
@@ -477,6 +504,22 @@ impl Exec<'_> {
                     Show::Bytes(slot) => render_bytes(&now, slot),
                     Show::Id => self.render_id(&now),
                     Show::MapInfo => self.render_map_info(&now),
+                    Show::Array { elem, slot, ids } => {
+                        let parts: Vec<String> = now
+                            .chunks(elem.max(1))
+                            .map(|c| {
+                                // An entry the kernel left alone (still the poison) prints as _.
+                                if c.iter().all(|b| *b == POISON) {
+                                    "_".to_string()
+                                } else if ids && c.len() == 4 {
+                                    self.render_id(c)
+                                } else {
+                                    render_bytes(c, slot)
+                                }
+                            })
+                            .collect();
+                        format!("[{}]", parts.join(", "))
+                    }
                 };
                 out.push_str(&format!(" {}={}", o.field, text));
             }
@@ -543,6 +586,10 @@ impl Exec<'_> {
             "get_fd_by_id" => (BpfCmd::MAP_GET_FD_BY_ID, 12),
             "info" => (BpfCmd::OBJ_GET_INFO_BY_FD, 16),
             "pin" => (BpfCmd::OBJ_PIN, 20),
+            "lookup_batch" => (BpfCmd::MAP_LOOKUP_BATCH, 56),
+            "lookup_and_delete_batch" => (BpfCmd::MAP_LOOKUP_AND_DELETE_BATCH, 56),
+            "update_batch" => (BpfCmd::MAP_UPDATE_BATCH, 56),
+            "delete_batch" => (BpfCmd::MAP_DELETE_BATCH, 56),
             "obj_get" => (BpfCmd::OBJ_GET, 20),
             f => return serr(st.line, st.func_col, format!("`{f}` is not a bpf call")),
         };
@@ -555,6 +602,8 @@ impl Exec<'_> {
             self.build_obj(st, &mut a)?;
         } else if matches!(st.func.as_str(), "pin" | "obj_get") {
             self.build_pin(st, &mut a)?;
+        } else if st.func.ends_with("_batch") {
+            self.build_batch(st, &mut a)?;
         } else {
             self.build_elem(st, cmd, &mut a)?;
         }
@@ -638,6 +687,88 @@ impl Exec<'_> {
                 };
                 a.put(8, &ptr.to_le_bytes());
             }
+        }
+        Ok(())
+    }
+
+    /// The batch commands: in_batch, out_batch, keys, values, count, map_fd, elem_flags, flags.
+    fn build_batch(&mut self, st: &Stmt, a: &mut AttrBuf) -> Res<()> {
+        let fd = self.fd_arg(st, 0)?;
+        a.put(36, &(fd as u32).to_le_bytes());
+        let info = self.maps.get(&fd).copied();
+        let ncpus = self.be.num_possible_cpus();
+        let ksize = info.map(|m| m.key_size as usize).unwrap_or(4);
+        let vsize = info.map(|m| m.syscall_value_size(ncpus)).unwrap_or(8);
+        let slot = info.filter(|m| m.percpu()).map(|m| m.slot());
+        let ids = info.is_some_and(|m| m.holds_maps());
+        let hashlike = info.is_some_and(|m| {
+            matches!(
+                m.map_type,
+                MapType::HASH
+                    | MapType::PERCPU_HASH
+                    | MapType::LRU_HASH
+                    | MapType::LRU_PERCPU_HASH
+                    | MapType::HASH_OF_MAPS
+            )
+        });
+        let reads = matches!(st.func.as_str(), "lookup_batch" | "lookup_and_delete_batch");
+        // count: as given, or for update/delete the number of keys written.
+        let count = match st.arg("count") {
+            Some(x) => self.int(&x.value, Kind::Plain, st.line, x.col)?,
+            None => match st.arg("keys").map(|x| &x.value) {
+                Some(v) if !reads => {
+                    (self.bytes(v, st.line, 0).map(|b| b.len()).unwrap_or(0) / ksize.max(1)) as u64
+                }
+                _ => 0,
+            },
+        };
+        a.put(32, &(count as u32).to_le_bytes());
+        let n = (count as usize).min(4096);
+        let key_show = Show::Array {
+            elem: ksize,
+            slot: None,
+            ids: false,
+        };
+        let value_show = Show::Array {
+            elem: vsize,
+            slot,
+            ids,
+        };
+        let cookie = if hashlike { 4 } else { ksize };
+        let fields: [(&'static str, usize, Option<usize>, Show); 4] = [
+            ("in_batch", 0, None, Show::Bytes(None)),
+            ("out_batch", 8, reads.then_some(cookie), Show::Bytes(None)),
+            ("keys", 16, reads.then_some(n * ksize), key_show),
+            ("values", 24, reads.then_some(n * vsize), value_show),
+        ];
+        for (name, off, out_len, show) in fields {
+            let p = match (st.arg(name), out_len) {
+                (Some(x), _) => {
+                    let before = self.outs.len();
+                    let p = self.ptr(&x.value, reads.then_some((name, None)), st.line, x.col)?;
+                    for o in &mut self.outs[before..] {
+                        o.show = show;
+                    }
+                    p
+                }
+                (None, Some(len)) => {
+                    let p = self.out_buf(name, len, None);
+                    if let Some(o) = self.outs.last_mut() {
+                        o.show = show;
+                    }
+                    p
+                }
+                (None, None) => 0,
+            };
+            a.put(off, &p.to_le_bytes());
+        }
+        if let Some(x) = st.arg("elem_flags") {
+            let v = self.int(&x.value, Kind::ElemFlags, st.line, x.col)?;
+            a.put(40, &v.to_le_bytes());
+        }
+        if let Some(x) = st.arg("flags") {
+            let v = self.int(&x.value, Kind::Plain, st.line, x.col)?;
+            a.put(48, &v.to_le_bytes());
         }
         Ok(())
     }

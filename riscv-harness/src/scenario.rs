@@ -675,6 +675,10 @@ pub const KNOWN_CALLS: &[&str] = &[
     "obj_get",
     "mkdir",
     "unlink",
+    "lookup_batch",
+    "lookup_and_delete_batch",
+    "update_batch",
+    "delete_batch",
 ];
 
 /// The functions a value can use.

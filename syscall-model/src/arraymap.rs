@@ -8,7 +8,7 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::hashtab::bpf_map_flags_access_ok;
-use crate::map::{round_up, BpfMapOps, MapDesc, PercpuLayout};
+use crate::map::{round_up, BatchOps, BpfMapOps, MapDesc, PercpuLayout};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::HashMap;
 
@@ -250,6 +250,10 @@ impl BpfMapOps for BpfArray {
         Some(h.finalize().into())
     }
 
+    fn map_batch_ops(&self) -> BatchOps {
+        BatchOps::ARRAY
+    }
+
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {
         // array_map_mem_usage(): from the declared max_entries, not the rounded storage.
         let m = &self.mem;
@@ -478,6 +482,14 @@ impl BpfMapOps for FdArray {
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
         array_get_next_key(ctx, map, key, next_key)
+    }
+
+    fn map_batch_ops(&self) -> BatchOps {
+        if self.kind == FdKind::Map {
+            BatchOps::ARRAY
+        } else {
+            BatchOps::NONE
+        }
     }
 
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {

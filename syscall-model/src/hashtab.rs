@@ -11,7 +11,7 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::jhash::{jhash, jhash2};
-use crate::map::{round_up, BpfMap, BpfMapOps, MapDesc, PercpuLayout};
+use crate::map::{round_up, BatchOps, BpfMap, BpfMapOps, HtabStep, MapDesc, PercpuLayout};
 use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::BTreeMap;
@@ -467,6 +467,47 @@ impl BpfMapOps for Htab {
             return None;
         }
         Some(self.lookup_and_delete(ctx, map, key, value, flags))
+    }
+
+    fn map_batch_ops(&self) -> BatchOps {
+        BatchOps::HTAB
+    }
+
+    fn htab_batch_step(
+        &mut self,
+        from: u32,
+        room: u32,
+        delete: bool,
+        value_len: usize,
+    ) -> Option<HtabStep> {
+        // Empty buckets are skipped; past the last one the walk ends.
+        let Some((&b, list)) = self.buckets.range(from..).next() else {
+            return Some(HtabStep::End {
+                n_buckets: self.n_buckets,
+            });
+        };
+        if list.len() as u32 > room {
+            // A bucket is taken whole or not at all.
+            return Some(HtabStep::NoRoom { bucket: b });
+        }
+        let mut elems = Vec::new();
+        for e in list.iter().rev() {
+            let mut v = vec![0u8; value_len];
+            match &e.inner {
+                Some(inner) => v.copy_from_slice(&inner.id().to_le_bytes()),
+                None => v.copy_from_slice(&e.value[..value_len]),
+            }
+            elems.push((e.key.to_vec(), v));
+        }
+        if delete {
+            self.buckets.remove(&b);
+            self.count -= elems.len() as u32;
+        }
+        Some(HtabStep::Taken {
+            bucket: b,
+            elems,
+            n_buckets: self.n_buckets,
+        })
     }
 
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {

@@ -11,7 +11,7 @@ use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::hashtab::bpf_map_flags_access_ok;
-use crate::map::{BpfMapOps, MapDesc};
+use crate::map::{BatchOps, BpfMapOps, MapDesc};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr};
 
 const FILE: &str = "kernel/bpf/lpm_trie.c";
@@ -451,6 +451,10 @@ impl BpfMapOps for LpmTrie {
         next_key[..4].copy_from_slice(&n.prefixlen.to_le_bytes());
         next_key[4..].copy_from_slice(&n.data);
         Ok(())
+    }
+
+    fn map_batch_ops(&self) -> BatchOps {
+        BatchOps::TRIE
     }
 
     /// `trie_mem_usage()`: only the entries count, not the trie itself.

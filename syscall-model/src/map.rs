@@ -117,6 +117,25 @@ pub trait BpfMapOps: Send {
     /// `map_mem_usage`: the bytes fdinfo reports as memlock.
     fn map_mem_usage(&self, map: &MapDesc) -> u64;
 
+    /// Which batch ops the type has (`map_lookup_batch` and friends); a missing one is
+    /// ENOTSUPP from `bpf_map_do_batch`.
+    fn map_batch_ops(&self) -> BatchOps {
+        BatchOps::NONE
+    }
+
+    /// One step of `__htab_map_lookup_and_delete_batch`'s walk, for the hash types: the first
+    /// non-empty bucket at or after `from`, taken whole (and deleted if asked) if it has at
+    /// most `room` elements. `None` for types without buckets.
+    fn htab_batch_step(
+        &mut self,
+        _from: u32,
+        _room: u32,
+        _delete: bool,
+        _value_len: usize,
+    ) -> Option<HtabStep> {
+        None
+    }
+
     /// `map_get_hash` (6.18+): the SHA-256 of the map's values, for the types that have one
     /// (only ARRAY). `None`: the type has no such op.
     fn map_get_hash(&self, _map: &MapDesc) -> Option<[u8; 32]> {
@@ -300,4 +319,67 @@ impl PercpuLayout {
             out.copy_from_slice(&slots[..out.len()]);
         }
     }
+}
+
+/// How a type implements each batch command (`struct bpf_map_ops` batch members).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchOps {
+    pub lookup: BatchImpl,
+    pub lookup_and_delete: BatchImpl,
+    pub update: BatchImpl,
+    pub delete: BatchImpl,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchImpl {
+    /// No op: ENOTSUPP.
+    None,
+    /// `generic_map_*_batch` over the element ops.
+    Generic,
+    /// `htab_map_*_batch`: bucket-index cookies, whole buckets.
+    Htab,
+}
+
+impl BatchOps {
+    pub const NONE: BatchOps = BatchOps {
+        lookup: BatchImpl::None,
+        lookup_and_delete: BatchImpl::None,
+        update: BatchImpl::None,
+        delete: BatchImpl::None,
+    };
+    /// The hash family: htab lookup (and delete), generic update and delete.
+    pub const HTAB: BatchOps = BatchOps {
+        lookup: BatchImpl::Htab,
+        lookup_and_delete: BatchImpl::Htab,
+        update: BatchImpl::Generic,
+        delete: BatchImpl::Generic,
+    };
+    /// ARRAY, PERCPU_ARRAY, ARRAY_OF_MAPS: generic lookup and update only.
+    pub const ARRAY: BatchOps = BatchOps {
+        lookup: BatchImpl::Generic,
+        lookup_and_delete: BatchImpl::None,
+        update: BatchImpl::Generic,
+        delete: BatchImpl::None,
+    };
+    /// LPM_TRIE: generic lookup, update and delete.
+    pub const TRIE: BatchOps = BatchOps {
+        lookup: BatchImpl::Generic,
+        lookup_and_delete: BatchImpl::None,
+        update: BatchImpl::Generic,
+        delete: BatchImpl::Generic,
+    };
+}
+
+/// One step of a hash batch walk.
+pub enum HtabStep {
+    /// No element in any bucket from there on; `n_buckets` is where the walk ends.
+    End { n_buckets: u32 },
+    /// The bucket `bucket` has more elements than there is room for.
+    NoRoom { bucket: u32 },
+    /// The bucket was taken: its (key, value) pairs, head first.
+    Taken {
+        bucket: u32,
+        elems: Vec<(Vec<u8>, Vec<u8>)>,
+        n_buckets: u32,
+    },
 }

@@ -317,7 +317,11 @@ const LAST_FIELDS: &[(BpfCmd, usize)] = &[
     (BpfCmd::MAP_GET_FD_BY_ID, 12),           // open_flags
     (BpfCmd::OBJ_GET_INFO_BY_FD, 16),         // info.info
     (BpfCmd::OBJ_PIN, 20),                    // path_fd
-    (BpfCmd::OBJ_GET, 20),                    // path_fd
+    (BpfCmd::MAP_LOOKUP_BATCH, 56),           // batch.flags
+    (BpfCmd::MAP_LOOKUP_AND_DELETE_BATCH, 56),
+    (BpfCmd::MAP_UPDATE_BATCH, 56),
+    (BpfCmd::MAP_DELETE_BATCH, 56),
+    (BpfCmd::OBJ_GET, 20), // path_fd
 ];
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ fn value_size(ctx: &Ctx, map: &BpfMap, flags: u64) -> usize {
 
 /// `bpf_map_check_op_flags(map, flags, allowed)` (include/linux/bpf.h, 7.2): the element flags
 /// of LOOKUP and UPDATE once BPF_F_CPU exists.
-fn bpf_map_check_op_flags(
+pub(crate) fn bpf_map_check_op_flags(
     ctx: &mut Ctx,
     map: &BpfMap,
     flags: u64,

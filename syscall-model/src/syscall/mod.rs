@@ -3,6 +3,7 @@
 //! [`map_create`] and [`map_elem`] (lookup, update, delete, get_next_key,
 //! lookup_and_delete, freeze); [`other`] covers the command numbers the model does not model.
 
+pub mod batch;
 pub mod map_create;
 pub mod map_elem;
 pub mod obj;
@@ -89,6 +90,10 @@ pub fn sys_bpf(
             map_elem::map_lookup_and_delete_elem(ctx, &attr).map(|()| 0)
         }
         BpfCmd::MAP_FREEZE => map_elem::map_freeze(ctx, &attr).map(|()| 0),
+        BpfCmd::MAP_LOOKUP_BATCH
+        | BpfCmd::MAP_LOOKUP_AND_DELETE_BATCH
+        | BpfCmd::MAP_UPDATE_BATCH
+        | BpfCmd::MAP_DELETE_BATCH => batch::bpf_map_do_batch(ctx, &attr, uattr, c).map(|()| 0),
         BpfCmd::OBJ_PIN => obj::bpf_obj_pin(ctx, &attr).map(|()| 0),
         BpfCmd::OBJ_GET => obj::bpf_obj_get(ctx, &attr),
         BpfCmd::MAP_GET_NEXT_ID => obj::bpf_obj_get_next_id(ctx, &attr, uattr).map(|()| 0),
