@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
-use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps};
+use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -115,6 +115,20 @@ pub static HTAB_OF_MAPS_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: hashtab::htab_of_map_alloc,
 };
 
+pub static RINGBUF_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "ringbuf_map_ops",
+    file: "kernel/bpf/ringbuf.c",
+    map_alloc_check: None,
+    map_alloc: ringbuf::ringbuf_map_alloc,
+};
+
+pub static STACK_TRACE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "stack_trace_map_ops",
+    file: "kernel/bpf/stackmap.c",
+    map_alloc_check: None,
+    map_alloc: stackmap::stack_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -134,6 +148,8 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
         MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
         MapType::LPM_TRIE => MapTypeEntry::Modelled(&TRIE_MAP_OPS),
+        MapType::RINGBUF => MapTypeEntry::Modelled(&RINGBUF_MAP_OPS),
+        MapType::STACK_TRACE => MapTypeEntry::Modelled(&STACK_TRACE_MAP_OPS),
         MapType::PROG_ARRAY => MapTypeEntry::Modelled(&PROG_ARRAY_MAP_OPS),
         MapType::PERF_EVENT_ARRAY => MapTypeEntry::Modelled(&PERF_EVENT_ARRAY_MAP_OPS),
         MapType::CGROUP_ARRAY => MapTypeEntry::Modelled(&CGROUP_ARRAY_MAP_OPS),

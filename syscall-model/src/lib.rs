@@ -13,6 +13,8 @@
 //! | [`lpm_trie`] | kernel/bpf/lpm_trie.c |
 //! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
+//! | [`ringbuf`] | kernel/bpf/ringbuf.c |
+//! | [`stackmap`] | kernel/bpf/stackmap.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -38,6 +40,8 @@ pub mod map;
 pub mod map_in_map;
 pub mod profile;
 pub mod queue_stack_maps;
+pub mod ringbuf;
+pub mod stackmap;
 pub mod syscall;
 pub mod trace;
 pub mod uaccess;

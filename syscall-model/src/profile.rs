@@ -107,13 +107,20 @@ pub struct KernelProfile {
     /// 7.2: `map_create` calls `bpf_get_file_flag` after the map is built, so BPF_F_RDONLY
     /// with BPF_F_WRONLY loses to every allocation error (6.x checks it early).
     pub file_flag_check_after_alloc: bool,
-    /// 7.2: PERCPU_ARRAY's `map_meta_equal` is `array_map_meta_equal`, so an inner per-CPU
-    /// array must have the template's max_entries (6.x only compares type, sizes and flags).
+    /// PERCPU_ARRAY's `map_meta_equal` is `array_map_meta_equal`, so an inner per-CPU array
+    /// must have the template's max_entries: 7.2, and the host's 6.18.44 (a stable fix: the
+    /// verifier inlines the template's bound); 6.12.107 only compares type, sizes and flags.
     pub percpu_array_meta_equal_checks_max_entries: bool,
     /// HASH_OF_MAPS replaces an existing key's inner map in place (its walk position stays)
     /// and preallocates no spare elements: seen on 6.18 and 7.2; 6.12 re-inserts at the
     /// bucket head and counts the spares.
     pub htab_of_maps_in_place: bool,
+    /// `kernel.perf_event_max_stack` (STACK_TRACE frames).
+    pub perf_event_max_stack: u32,
+    /// 7.2: BPF_F_RB_OVERWRITE, for RINGBUF only.
+    pub ringbuf_overwrite: bool,
+    /// LOOKUP_AND_DELETE reaches STACK_TRACE maps (seen on 6.18 and 7.2; 6.12: ENOTSUPP).
+    pub lookup_and_delete_stack_trace: bool,
     /// 7.2: BPF_F_CPU and BPF_F_ALL_CPUS. `bpf_map_check_op_flags` then checks element flags
     /// after the fd lookup (6.x rejects lookup flags before it), per-CPU updates accept flags
     /// up to F_ALL_CPUS, and only `value_size` bytes of each CPU's slot are stored.
@@ -155,8 +162,11 @@ impl KernelProfile {
             common_attrs: false,
             map_extra_types: &[MapType::BLOOM_FILTER, MapType::ARENA],
             file_flag_check_after_alloc: false,
-            percpu_array_meta_equal_checks_max_entries: false,
+            percpu_array_meta_equal_checks_max_entries: true,
             htab_of_maps_in_place: true,
+            perf_event_max_stack: 127,
+            ringbuf_overwrite: false,
+            lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: false,
         }
     }
@@ -171,6 +181,8 @@ impl KernelProfile {
             },
             attr_size: 152,
             nr_cmds: 37,
+            percpu_array_meta_equal_checks_max_entries: false,
+            lookup_and_delete_stack_trace: false,
             htab_of_maps_in_place: false,
             sizes: StructSizes::of(
                 KernelVersion {
@@ -202,6 +214,8 @@ impl KernelProfile {
             file_flag_check_after_alloc: true,
             percpu_array_meta_equal_checks_max_entries: true,
             htab_of_maps_in_place: true,
+            ringbuf_overwrite: true,
+            lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
@@ -257,6 +271,11 @@ pub struct StructSizes {
     pub bpf_bloom_filter: u64,
     /// `struct lpm_trie_node`: 6.12 still has an `rcu_head` in it (40 bytes); later 24.
     pub lpm_trie_node: u64,
+    pub bpf_ringbuf_map: u64,
+    /// `RINGBUF_NR_META_PAGES`: the pages before a ring buffer's data.
+    pub ringbuf_meta_pages: u64,
+    pub bpf_stack_map: u64,
+    pub stack_map_bucket: u64,
 }
 
 impl StructSizes {
@@ -270,6 +289,10 @@ impl StructSizes {
                 bpf_queue_stack: 264,
                 bpf_bloom_filter: 264,
                 lpm_trie_node: 40,
+                bpf_ringbuf_map: 256,
+                ringbuf_meta_pages: 3,
+                bpf_stack_map: 288,
+                stack_map_bucket: 16,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -278,6 +301,10 @@ impl StructSizes {
                 bpf_queue_stack: 304,
                 bpf_bloom_filter: 304,
                 lpm_trie_node: 24,
+                bpf_ringbuf_map: 296,
+                ringbuf_meta_pages: 3,
+                bpf_stack_map: 328,
+                stack_map_bucket: 16,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -287,6 +314,10 @@ impl StructSizes {
                 bpf_queue_stack: 312,
                 bpf_bloom_filter: 312,
                 lpm_trie_node: if v == (6, 12) { 40 } else { 24 },
+                bpf_ringbuf_map: 304,
+                ringbuf_meta_pages: 3,
+                bpf_stack_map: 320,
+                stack_map_bucket: 16,
             },
         }
     }
