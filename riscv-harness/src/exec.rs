@@ -230,6 +230,12 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
         ));
         return t;
     }
+    // Every scenario starts on CPU 0 (the LRU maps' per-CPU lists depend on it).
+    if let Err(e) = be.set_cpu(0) {
+        t.entries
+            .push(Entry::error(0, format!("!! cannot run on CPU 0: {e}")));
+        return t;
+    }
     let mut ex = Exec {
         be,
         names: HashMap::new(),
@@ -360,6 +366,20 @@ impl Exec<'_> {
                 let real = self.be.path(&path);
                 let r = self.be.open(&real);
                 return Ok(self.finish(st, r));
+            }
+            "cpu" => {
+                let Some(Arg {
+                    value: Expr::Int(n),
+                    ..
+                }) = st.positional(0)
+                else {
+                    return serr(st.line, st.func_col, "cpu takes a CPU number: cpu(1)");
+                };
+                let Ok(cpu) = u32::try_from(*n) else {
+                    return serr(st.line, st.func_col, format!("cpu {n} is not a CPU number"));
+                };
+                let r = self.be.set_cpu(cpu);
+                return Ok(self.finish(st, r.map(|()| 0)));
             }
             "mkdir" | "unlink" => {
                 let Some(Arg {

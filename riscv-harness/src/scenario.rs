@@ -679,6 +679,7 @@ pub const KNOWN_CALLS: &[&str] = &[
     "lookup_and_delete_batch",
     "update_batch",
     "delete_batch",
+    "cpu",
 ];
 
 /// The functions a value can use.

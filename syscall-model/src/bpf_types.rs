@@ -115,6 +115,20 @@ pub static HTAB_OF_MAPS_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: hashtab::htab_of_map_alloc,
 };
 
+pub static HTAB_LRU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "htab_lru_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::htab_map_alloc_check),
+    map_alloc: hashtab::htab_map_alloc,
+};
+
+pub static HTAB_LRU_PERCPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "htab_lru_percpu_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::htab_map_alloc_check),
+    map_alloc: hashtab::htab_map_alloc,
+};
+
 pub static RINGBUF_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     name: "ringbuf_map_ops",
     file: "kernel/bpf/ringbuf.c",
@@ -147,6 +161,8 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::ARRAY => MapTypeEntry::Modelled(&ARRAY_MAP_OPS),
         MapType::PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_PERCPU_MAP_OPS),
         MapType::PERCPU_ARRAY => MapTypeEntry::Modelled(&PERCPU_ARRAY_MAP_OPS),
+        MapType::LRU_HASH => MapTypeEntry::Modelled(&HTAB_LRU_MAP_OPS),
+        MapType::LRU_PERCPU_HASH => MapTypeEntry::Modelled(&HTAB_LRU_PERCPU_MAP_OPS),
         MapType::LPM_TRIE => MapTypeEntry::Modelled(&TRIE_MAP_OPS),
         MapType::RINGBUF => MapTypeEntry::Modelled(&RINGBUF_MAP_OPS),
         MapType::STACK_TRACE => MapTypeEntry::Modelled(&STACK_TRACE_MAP_OPS),

@@ -1,4 +1,5 @@
-//! kernel/bpf/hashtab.c: BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_PERCPU_HASH.
+//! kernel/bpf/hashtab.c: BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH and
+//! HASH_OF_MAPS.
 //!
 //! The table is kept the way the kernel lays it out, because the layout is visible from user
 //! space: `n_buckets = roundup_pow_of_two(max_entries)`, a key lands in bucket
@@ -6,7 +7,12 @@
 //! BPF_MAP_GET_NEXT_KEY walks buckets in ascending order and each bucket head first, so with
 //! BPF_F_ZERO_SEED (hash seed 0) the model's walk is the kernel's walk. Only non-empty buckets
 //! are stored, so memory follows the contents, not `max_entries`.
+//!
+//! An LRU map never runs full: a new element takes a node from the LRU (bpf_lru_list.rs),
+//! which may first evict the element of an old node. The kernel takes that node before it
+//! looks at the key, so even an update that then fails with EEXIST or ENOENT can evict.
 
+use crate::bpf_lru_list::BpfLru;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -142,7 +148,11 @@ fn htab_map_alloc_with(
         ncpus: ncpus as usize,
         cpu_flags: ctx.profile().percpu_cpu_flags,
     };
+    // prealloc_init(): an LRU map's elements all start on its free lists.
+    let lru =
+        is_lru(t).then(|| BpfLru::new(attr.has(BPF_F_NO_COMMON_LRU), desc.max_entries, ncpus));
     let htab = Htab {
+        lru,
         of_maps: desc.inner_meta.clone(),
         in_place_of_maps: ctx.profile().htab_of_maps_in_place,
         n_buckets: n_buckets as u32,
@@ -177,10 +187,14 @@ struct Elem {
     value: Box<[u8]>,
     /// HASH_OF_MAPS: the inner map the value fd referred to (held, so it stays alive).
     inner: Option<Arc<BpfMap>>,
+    /// LRU maps: the element's LRU node.
+    node: Option<u32>,
 }
 
-/// `struct bpf_htab` for HASH, PERCPU_HASH and HASH_OF_MAPS.
+/// `struct bpf_htab` for every hash flavour.
 struct Htab {
+    /// LRU_HASH and LRU_PERCPU_HASH: `htab->lru`.
+    lru: Option<BpfLru>,
     /// HASH_OF_MAPS: the inner-map template.
     of_maps: Option<InnerMapMeta>,
     /// 7.2: an existing key's inner map is swapped in place, and no spare elements exist.
@@ -318,6 +332,12 @@ impl BpfMapOps for Htab {
         value: &[u8],
         flags: u64,
     ) -> Result<(), Errno> {
+        if self.lru.is_some() {
+            return match self.percpu {
+                Some(layout) => self.lru_percpu_update(ctx, key, value, flags, layout),
+                None => self.lru_update(ctx, map, key, value, flags),
+            };
+        }
         if let Some(layout) = self.percpu {
             // __htab_percpu_map_update_elem(): update in place when present.
             const F: &str = "__htab_percpu_map_update_elem";
@@ -347,6 +367,7 @@ impl BpfMapOps for Htab {
                         key: key.into(),
                         value: slots,
                         inner: None,
+                        node: None,
                     };
                     self.link_at_head(b, e);
                 }
@@ -386,6 +407,7 @@ impl BpfMapOps for Htab {
             key: key.into(),
             value: value[..map.value_size as usize].into(),
             inner,
+            node: None,
         };
         self.link_at_head(b, e);
         Ok(())
@@ -401,8 +423,9 @@ impl BpfMapOps for Htab {
                 }),
             );
         };
-        self.unlink(b, pos);
+        let e = self.unlink(b, pos);
         self.count -= 1;
+        self.lru_push_free(e.node);
         Ok(())
     }
 
@@ -500,8 +523,13 @@ impl BpfMapOps for Htab {
             elems.push((e.key.to_vec(), v));
         }
         if delete {
-            self.buckets.remove(&b);
+            let list = self.buckets.remove(&b).expect("the bucket just walked");
             self.count -= elems.len() as u32;
+            // The walk stacks the deleted elements (node_to_free) and frees them after the
+            // bucket: the last one walked (the bucket's oldest) first.
+            for e in list {
+                self.lru_push_free(e.node);
+            }
         }
         Some(HtabStep::Taken {
             bucket: b,
@@ -516,6 +544,160 @@ impl BpfMapOps for Htab {
 }
 
 impl Htab {
+    /// `htab_lru_push_free()`: an LRU element's node goes back to the LRU.
+    fn lru_push_free(&mut self, node: Option<u32>) {
+        if let (Some(lru), Some(node)) = (self.lru.as_mut(), node) {
+            lru.push_free(node);
+        }
+    }
+
+    /// `prealloc_lru_pop()`: a node for a new element, from the calling CPU's side of the
+    /// LRU. Elements the LRU evicts on the way leave the table (`htab_lru_map_delete_node`).
+    fn prealloc_lru_pop(
+        &mut self,
+        ctx: &mut Ctx,
+        f: &'static str,
+        hash: u32,
+    ) -> Result<u32, Errno> {
+        let cpu = ctx.process.cpu();
+        let n_buckets = self.n_buckets;
+        let buckets = &mut self.buckets;
+        let count = &mut self.count;
+        let mut evicted: Vec<Box<[u8]>> = Vec::new();
+        let lru = self.lru.as_mut().expect("an LRU map");
+        let node = lru.pop_free(cpu, hash, &mut |id, h| {
+            let b = h & (n_buckets - 1);
+            let Some(list) = buckets.get_mut(&b) else {
+                return false;
+            };
+            let Some(pos) = list.iter().position(|e| e.node == Some(id)) else {
+                return false;
+            };
+            let e = list.remove(pos);
+            if list.is_empty() {
+                buckets.remove(&b);
+            }
+            *count -= 1;
+            evicted.push(e.key);
+            true
+        });
+        for key in evicted {
+            ctx.note(
+                "htab_lru_map_delete_node",
+                FILE,
+                "the LRU evicts the element of an old node to free it",
+                || format!("key {}", crate::trace::hex(&key)),
+            );
+        }
+        match node {
+            Some(node) => Ok(node),
+            None => Err(ctx.fail(
+                f,
+                FILE,
+                "bpf_lru_pop_free() finds a free node",
+                Errno::ENOMEM,
+                || format!("cpu {cpu}: no free node and nothing to evict"),
+            )),
+        }
+    }
+
+    /// `htab_lru_map_update_elem()`: take a node first, then check the flags; a replaced key's
+    /// new element is marked referenced and the old one's node is freed.
+    fn lru_update(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "htab_lru_map_update_elem";
+        check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+            "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST (no BPF_F_LOCK)", "flags={flags:#x}");
+        let hash = self.hash(key);
+        let b = self.bucket_of(hash);
+        let node = self.prealloc_lru_pop(ctx, F, hash)?;
+        let (_, _, old) = self.find(key);
+        if let Err(e) = Htab::check_flags(ctx, old.is_some(), flags) {
+            self.lru_push_free(Some(node));
+            return Err(e);
+        }
+        let e = Elem {
+            hash,
+            key: key.into(),
+            value: value[..map.value_size as usize].into(),
+            inner: None,
+            node: Some(node),
+        };
+        self.link_at_head(b, e);
+        self.count += 1;
+        if let Some(pos) = old {
+            self.lru.as_mut().expect("an LRU map").set_ref(node);
+            let old = self.unlink(b, pos);
+            self.count -= 1;
+            self.lru_push_free(old.node);
+        }
+        Ok(())
+    }
+
+    /// `__htab_lru_percpu_map_update_elem()`: a node is taken unless flags are BPF_EXIST; an
+    /// existing element is updated in place and marked referenced, and the node goes back.
+    fn lru_percpu_update(
+        &mut self,
+        ctx: &mut Ctx,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+        layout: PercpuLayout,
+    ) -> Result<(), Errno> {
+        const F: &str = "__htab_lru_percpu_map_update_elem";
+        if layout.cpu_flags {
+            // htab_map_check_update_flags(onallcpus = true), 7.2.
+            check!(ctx, F, flags & BPF_F_LOCK != 0 || flags as u32 as u64 > BPF_F_ALL_CPUS => Errno::EINVAL,
+                "no BPF_F_LOCK, and the low 32 bits of flags at most BPF_F_ALL_CPUS", "flags={flags:#x}");
+        } else {
+            check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
+                "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+        }
+        let hash = self.hash(key);
+        let b = self.bucket_of(hash);
+        let node = if flags != BPF_EXIST {
+            Some(self.prealloc_lru_pop(ctx, F, hash)?)
+        } else {
+            None
+        };
+        let (_, _, old) = self.find(key);
+        if let Err(e) = Htab::check_flags(ctx, old.is_some(), flags) {
+            self.lru_push_free(node);
+            return Err(e);
+        }
+        match old {
+            Some(pos) => {
+                let list = self.buckets.get_mut(&b).expect("found bucket");
+                let old_node = list[pos].node;
+                layout.store(&mut list[pos].value, value, flags);
+                if let (Some(lru), Some(n)) = (self.lru.as_mut(), old_node) {
+                    lru.set_ref(n);
+                }
+                self.lru_push_free(node);
+            }
+            None => {
+                let mut slots = vec![0u8; layout.elem_len()].into_boxed_slice();
+                layout.store(&mut slots, value, flags);
+                let e = Elem {
+                    hash,
+                    key: key.into(),
+                    value: slots,
+                    inner: None,
+                    node,
+                };
+                self.link_at_head(b, e);
+                self.count += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// `__htab_map_lookup_and_delete_elem()`.
     fn lookup_and_delete(
         &mut self,
@@ -537,6 +719,7 @@ impl Htab {
         let e = self.unlink(b, pos);
         self.count -= 1;
         value.copy_from_slice(&e.value[..value.len()]);
+        self.lru_push_free(e.node);
         Ok(())
     }
 }
@@ -548,8 +731,10 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
     let elem_size = h.elem_size;
     let mut usage = h.struct_usage + SIZEOF_BUCKET * h.n_buckets as u64;
     if h.prealloc {
-        // A plain hash also preallocates one spare element per CPU for replacements.
-        let extra = if h.percpu.is_some() || (h.of_maps.is_some() && h.in_place_of_maps) {
+        // A plain hash also preallocates one spare element per CPU for replacements
+        // (htab_has_extra_elems); an LRU map evicts instead.
+        let lru = h.lru.is_some();
+        let extra = if lru || h.percpu.is_some() || (h.of_maps.is_some() && h.in_place_of_maps) {
             0
         } else {
             ncpus
@@ -558,7 +743,7 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
         usage += elem_size * n;
         if h.percpu.is_some() {
             usage += value_size * ncpus * n;
-        } else {
+        } else if !lru {
             usage += 8 * ncpus;
         }
     } else {

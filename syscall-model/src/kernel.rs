@@ -9,7 +9,7 @@ use crate::map::MapIdr;
 use crate::profile::KernelProfile;
 use crate::trace::Tracer;
 use crate::uaccess::UserMemory;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Capability numbers (include/uapi/linux/capability.h).
@@ -118,6 +118,7 @@ impl Kernel {
             kernel: self.clone(),
             cred,
             fds: Mutex::new(FdTable::with_std_streams(self.profile.rlimit_nofile)),
+            cpu: AtomicU32::new(0),
         }
     }
 }
@@ -127,9 +128,26 @@ pub struct Process {
     pub kernel: Arc<Kernel>,
     pub cred: Cred,
     fds: Mutex<FdTable>,
+    /// The CPU the process runs on (`raw_smp_processor_id()` in its syscalls): the LRU maps
+    /// take nodes from that CPU's lists.
+    cpu: AtomicU32,
 }
 
 impl Process {
+    /// `sched_setaffinity()` to one CPU: EINVAL past the possible CPUs.
+    pub fn set_cpu(&self, cpu: u32) -> Result<(), Errno> {
+        if cpu >= self.kernel.profile.num_possible_cpus {
+            return Err(Errno::EINVAL);
+        }
+        self.cpu.store(cpu, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The CPU the process runs on.
+    pub fn cpu(&self) -> u32 {
+        self.cpu.load(Ordering::Relaxed)
+    }
+
     /// `bpf(cmd, attr, size)`: the syscall. `Ok` is the return value (0 or a new fd).
     pub fn bpf(&self, cmd: i32, uattr: u64, size: u32, mem: &dyn UserMemory) -> Result<i32, Errno> {
         let mut ctx = Ctx::new(&self.kernel, self, mem, None);

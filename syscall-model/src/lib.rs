@@ -27,6 +27,7 @@
 
 pub mod arraymap;
 pub mod bloom_filter;
+pub mod bpf_lru_list;
 pub mod bpf_types;
 pub mod ctx;
 pub mod errno;

@@ -101,3 +101,8 @@ macro_rules! check {
         }
     }};
 }
+
+/// Bytes as lower-case hex, for step details.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

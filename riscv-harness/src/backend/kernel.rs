@@ -232,6 +232,23 @@ impl Backend for KernelBackend {
         super::map_path(scenario_path, bpffs, tmp)
     }
 
+    fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno> {
+        if cpu as usize >= libc::CPU_SETSIZE as usize {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays inside it (checked above).
+        let r = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
     fn mkdir(&mut self, path: &str) -> Result<(), Errno> {
         std::fs::create_dir(path).map_err(|e| Errno(e.raw_os_error().unwrap_or(Errno::EIO.0)))
     }

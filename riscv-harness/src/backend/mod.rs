@@ -47,6 +47,9 @@ pub trait Backend {
     fn fdinfo(&mut self, fd: i32) -> Result<String, Errno>;
     /// `open(path, O_RDONLY)` of a file that is not a bpf object.
     fn open(&mut self, path: &str) -> Result<i32, Errno>;
+    /// Run on this one CPU from now on (`sched_setaffinity`). Every scenario starts on CPU 0,
+    /// because the LRU maps keep per-CPU lists and a call's CPU decides which one it uses.
+    fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno>;
 }
 
 /// Maps `@bpffs` and `@tmp` prefixes onto a backend's two directories.

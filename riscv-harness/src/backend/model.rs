@@ -102,6 +102,10 @@ impl Backend for ModelBackend {
         super::map_path(scenario_path, syscall_model::inode::BPFFS_ROOT, "/tmp")
     }
 
+    fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno> {
+        self.process.set_cpu(cpu)
+    }
+
     fn mkdir(&mut self, path: &str) -> Result<(), Errno> {
         self.process.mkdir(path)
     }
