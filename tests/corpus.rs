@@ -15,6 +15,23 @@ fn the_corpus_has_at_least_80_scenarios() {
     assert!(n >= 80, "only {n} scenarios");
 }
 
+/// The README's table of map types by command is generated from the corpus; a scenario that
+/// adds or removes a cell must come with the regenerated table.
+#[test]
+fn the_readme_coverage_table_matches_the_corpus() {
+    use riscv_harness::coverage::{self, Coverage};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let profiles = coverage::checked_profiles();
+    let table = Coverage::of(&corpus(), &profiles).table(&profiles);
+    let current = coverage::current(&readme).expect("README.md has the coverage table markers");
+    assert!(
+        current == table,
+        "README.md's coverage table is stale: run `bpfmodel coverage --write-readme README.md`\n\
+         README has:\n{current}\nthe corpus gives:\n{table}"
+    );
+}
+
 #[test]
 fn every_scenario_starts_with_a_comment_saying_what_it_shows() {
     for s in corpus() {

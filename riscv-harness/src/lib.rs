@@ -3,6 +3,7 @@
 //! comparison of transcripts, and the `bpfmodel` CLI's building blocks.
 
 pub mod backend;
+pub mod coverage;
 pub mod exec;
 pub mod qemu;
 pub mod runner;

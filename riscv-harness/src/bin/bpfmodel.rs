@@ -42,6 +42,16 @@ enum Cmd {
         #[arg(long)]
         transcripts: bool,
     },
+    /// Print the coverage table (map type by command, with the checked kernel versions), or
+    /// write it into README.md between its markers.
+    Coverage {
+        /// The scenario corpus.
+        #[arg(long, default_value = "tests/scenarios")]
+        scenarios: PathBuf,
+        /// Replace the table in this README instead of printing it.
+        #[arg(long, value_name = "README")]
+        write_readme: Option<PathBuf>,
+    },
     /// Fetch, verify and unpack the pinned kernels into the cache, and nothing else.
     QemuFetch {
         #[command(flatten)]
@@ -119,6 +129,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             no_host,
             transcripts,
         } => qemu_test(&q.config(!no_host), transcripts),
+        Cmd::Coverage {
+            scenarios,
+            write_readme,
+        } => coverage(&scenarios, write_readme.as_deref()),
         Cmd::QemuFetch { q } => {
             for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
                 println!("{}: Linux {} {}", k.spec.name, k.version, k.image.display());
@@ -126,6 +140,34 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn coverage(
+    corpus: &std::path::Path,
+    readme: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use riscv_harness::coverage::{self, Coverage};
+    let scenarios = runner::load(&[corpus.to_path_buf()])?;
+    let profiles = coverage::checked_profiles();
+    let table = Coverage::of(&scenarios, &profiles).table(&profiles);
+    match readme {
+        None => print!("{table}"),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let new = coverage::splice(&text, &table).with_context(|| {
+                format!(
+                    "{} has no coverage markers ({} ... {})",
+                    path.display(),
+                    coverage::BEGIN,
+                    coverage::END
+                )
+            })?;
+            std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("bpfmodel: wrote the coverage table into {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn qemu_test(cfg: &QemuConfig, transcripts: bool) -> anyhow::Result<ExitCode> {
