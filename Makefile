@@ -41,6 +41,10 @@ qemu-test: qemu-prep
 test: check qemu-prep
 	$(CARGO) test --workspace
 
+# Speed and memory targets (the cached qemu-test under 30 s; the model's calls/s and memory).
+bench: qemu-prep
+	./scripts/bench.sh
+
 fmt:
 	$(CARGO) fmt --all
 

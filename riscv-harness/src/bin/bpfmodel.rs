@@ -52,6 +52,16 @@ enum Cmd {
         #[arg(long, value_name = "README")]
         write_readme: Option<PathBuf>,
     },
+    /// Benchmark the model alone: run the corpus on it `rounds` times under the host's
+    /// profile and report calls per second and peak memory (`make bench`).
+    BenchModel {
+        /// The scenario corpus.
+        #[arg(long, default_value = "tests/scenarios")]
+        scenarios: PathBuf,
+        /// How many times to run the whole corpus.
+        #[arg(long, default_value_t = 200)]
+        rounds: u32,
+    },
     /// Fetch, verify and unpack the pinned kernels into the cache, and nothing else.
     QemuFetch {
         #[command(flatten)]
@@ -133,6 +143,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             scenarios,
             write_readme,
         } => coverage(&scenarios, write_readme.as_deref()),
+        Cmd::BenchModel { scenarios, rounds } => bench_model(&scenarios, rounds),
         Cmd::QemuFetch { q } => {
             for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
                 println!("{}: Linux {} {}", k.spec.name, k.version, k.image.display());
@@ -167,6 +178,33 @@ fn coverage(
             eprintln!("bpfmodel: wrote the coverage table into {}", path.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_model(corpus: &std::path::Path, rounds: u32) -> anyhow::Result<ExitCode> {
+    let scenarios = runner::load(&[corpus.to_path_buf()])?;
+    let (profile, _) = runner::host_profile()?;
+    let start = std::time::Instant::now();
+    let mut calls = 0;
+    for _ in 0..rounds.max(1) {
+        for s in &scenarios {
+            calls += runner::run_model(s, &profile).calls();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // SAFETY: getrusage writes into the struct we pass and nothing else.
+    let max_rss_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru.ru_maxrss
+    };
+    println!(
+        "bench: model: {} scenarios x {} rounds, {calls} calls in {secs:.2} s: {:.0} calls/s, peak RSS {} MiB",
+        scenarios.len(),
+        rounds.max(1),
+        calls as f64 / secs,
+        max_rss_kib / 1024
+    );
     Ok(ExitCode::SUCCESS)
 }
 

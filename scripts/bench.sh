@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make bench: the project's speed and memory targets, measured and reported (never asserted
+# in a test, where a busy machine would make them flaky).
+#   1. `make qemu-test` with everything cached: under 30 s wall on a 2-core machine.
+#   2. the model alone over the corpus: calls per second and peak memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BPFMODEL=${BPFMODEL:-target/release/bpfmodel}
+QEMU_TARGET_S=30
+
+echo "bench: warming the cache (images, initramfs) with one qemu-test run"
+"$BPFMODEL" qemu-test >/dev/null 2>&1 || true
+
+echo "bench: qemu-test, cached"
+start=$(date +%s%N)
+"$BPFMODEL" qemu-test | tail -n 4
+end=$(date +%s%N)
+wall_ms=$(( (end - start) / 1000000 ))
+verdict="met"
+(( wall_ms < QEMU_TARGET_S * 1000 )) || verdict="MISSED"
+printf 'bench: qemu-test cached run: %d.%01d s wall on %s cores (target < %d s: %s)\n' \
+    $((wall_ms / 1000)) $(((wall_ms % 1000) / 100)) "$(nproc)" "$QEMU_TARGET_S" "$verdict"
+
+echo "bench: the model alone"
+"$BPFMODEL" bench-model --rounds "${ROUNDS:-200}"
