@@ -10,6 +10,10 @@ use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
 use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap};
+use crate::{
+    bpf_cgrp_storage, bpf_inode_storage, bpf_local_storage, bpf_sk_storage, bpf_task_storage,
+    local_storage,
+};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -143,6 +147,42 @@ pub static STACK_TRACE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: stackmap::stack_map_alloc,
 };
 
+/// CGROUP_STORAGE and PERCPU_CGROUP_STORAGE share this table.
+pub static CGROUP_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "cgroup_storage_map_ops",
+    file: "kernel/bpf/local_storage.c",
+    map_alloc_check: None,
+    map_alloc: local_storage::cgroup_storage_map_alloc,
+};
+
+pub static SK_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "sk_storage_map_ops",
+    file: "net/core/bpf_sk_storage.c",
+    map_alloc_check: Some(bpf_local_storage::bpf_local_storage_map_alloc_check),
+    map_alloc: bpf_sk_storage::bpf_sk_storage_map_alloc,
+};
+
+pub static INODE_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "inode_storage_map_ops",
+    file: "kernel/bpf/bpf_inode_storage.c",
+    map_alloc_check: Some(bpf_local_storage::bpf_local_storage_map_alloc_check),
+    map_alloc: bpf_inode_storage::inode_storage_map_alloc,
+};
+
+pub static TASK_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "task_storage_map_ops",
+    file: "kernel/bpf/bpf_task_storage.c",
+    map_alloc_check: Some(bpf_local_storage::bpf_local_storage_map_alloc_check),
+    map_alloc: bpf_task_storage::task_storage_map_alloc,
+};
+
+pub static CGRP_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "cgrp_storage_map_ops",
+    file: "kernel/bpf/bpf_cgrp_storage.c",
+    map_alloc_check: Some(bpf_local_storage::bpf_local_storage_map_alloc_check),
+    map_alloc: bpf_cgrp_storage::cgroup_storage_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -174,6 +214,13 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
         MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
         MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),
+        MapType::CGROUP_STORAGE | MapType::PERCPU_CGROUP_STORAGE => {
+            MapTypeEntry::Modelled(&CGROUP_STORAGE_MAP_OPS)
+        }
+        MapType::SK_STORAGE => MapTypeEntry::Modelled(&SK_STORAGE_MAP_OPS),
+        MapType::INODE_STORAGE => MapTypeEntry::Modelled(&INODE_STORAGE_MAP_OPS),
+        MapType::TASK_STORAGE => MapTypeEntry::Modelled(&TASK_STORAGE_MAP_OPS),
+        MapType::CGRP_STORAGE => MapTypeEntry::Modelled(&CGRP_STORAGE_MAP_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }

@@ -15,6 +15,12 @@
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
 //! | [`ringbuf`] | kernel/bpf/ringbuf.c |
 //! | [`stackmap`] | kernel/bpf/stackmap.c |
+//! | [`local_storage`] | kernel/bpf/local_storage.c (CGROUP_STORAGE) |
+//! | [`bpf_local_storage`] | kernel/bpf/bpf_local_storage.c |
+//! | [`bpf_sk_storage`] | net/core/bpf_sk_storage.c |
+//! | [`bpf_inode_storage`] | kernel/bpf/bpf_inode_storage.c |
+//! | [`bpf_task_storage`] | kernel/bpf/bpf_task_storage.c |
+//! | [`bpf_cgrp_storage`] | kernel/bpf/bpf_cgrp_storage.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -27,7 +33,12 @@
 
 pub mod arraymap;
 pub mod bloom_filter;
+pub mod bpf_cgrp_storage;
+pub mod bpf_inode_storage;
+pub mod bpf_local_storage;
 pub mod bpf_lru_list;
+pub mod bpf_sk_storage;
+pub mod bpf_task_storage;
 pub mod bpf_types;
 pub mod ctx;
 pub mod errno;
@@ -36,6 +47,7 @@ pub mod hashtab;
 pub mod inode;
 pub mod jhash;
 pub mod kernel;
+pub mod local_storage;
 pub mod lpm_trie;
 pub mod map;
 pub mod map_in_map;

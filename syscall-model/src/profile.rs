@@ -125,6 +125,12 @@ pub struct KernelProfile {
     /// after the fd lookup (6.x rejects lookup flags before it), per-CPU updates accept flags
     /// up to F_ALL_CPUS, and only `value_size` bytes of each CPU's slot are stored.
     pub percpu_cpu_flags: bool,
+    /// The BPF LSM was initialized at boot (CONFIG_BPF_LSM and `bpf` in the LSM list), without
+    /// which `inode_storage_map_alloc` refuses INODE_STORAGE maps (EOPNOTSUPP). True on every
+    /// profiled kernel: the host's 6.18.44 lists it in /sys/kernel/security/lsm, and both
+    /// riscv64 configs have CONFIG_BPF_LSM=y with `bpf` in CONFIG_LSM (the guests boot with no
+    /// `lsm=`).
+    pub bpf_lsm_initialized: bool,
 }
 
 impl KernelProfile {
@@ -168,6 +174,7 @@ impl KernelProfile {
             ringbuf_overwrite: false,
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: false,
+            bpf_lsm_initialized: true,
         }
     }
 
@@ -195,6 +202,7 @@ impl KernelProfile {
             map_info_tail_from: 88,
             map_info_copy_in: false,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
+            bpf_lsm_initialized: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -217,6 +225,7 @@ impl KernelProfile {
             ringbuf_overwrite: true,
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: true,
+            bpf_lsm_initialized: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -276,6 +285,11 @@ pub struct StructSizes {
     pub ringbuf_meta_pages: u64,
     pub bpf_stack_map: u64,
     pub stack_map_bucket: u64,
+    /// `struct bpf_cgroup_storage_map`: a `struct bpf_map`, a spinlock, an rb_root and a list.
+    pub bpf_cgroup_storage_map: u64,
+    /// `struct bpf_local_storage_elem` (its data is cacheline-aligned: 128 with 64-byte lines);
+    /// `BPF_LOCAL_STORAGE_MAX_VALUE_SIZE` is `U16_MAX` less this.
+    pub bpf_local_storage_elem: u64,
 }
 
 impl StructSizes {
@@ -293,6 +307,8 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 288,
                 stack_map_bucket: 16,
+                bpf_cgroup_storage_map: 280,
+                bpf_local_storage_elem: 128,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -305,6 +321,8 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 328,
                 stack_map_bucket: 16,
+                bpf_cgroup_storage_map: 320,
+                bpf_local_storage_elem: 128,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -318,6 +336,8 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 320,
                 stack_map_bucket: 16,
+                bpf_cgroup_storage_map: 328,
+                bpf_local_storage_elem: 128,
             },
         }
     }
