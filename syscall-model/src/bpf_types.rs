@@ -9,7 +9,9 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
-use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap};
+use crate::{
+    arraymap, bloom_filter, cpumap, devmap, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap,
+};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -143,6 +145,27 @@ pub static STACK_TRACE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: stackmap::stack_map_alloc,
 };
 
+pub static DEV_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "dev_map_ops",
+    file: "kernel/bpf/devmap.c",
+    map_alloc_check: Some(devmap::dev_map_alloc_check),
+    map_alloc: devmap::dev_map_alloc,
+};
+
+pub static DEV_MAP_HASH_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "dev_map_hash_ops",
+    file: "kernel/bpf/devmap.c",
+    map_alloc_check: Some(devmap::dev_map_alloc_check),
+    map_alloc: devmap::dev_map_alloc,
+};
+
+pub static CPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "cpu_map_ops",
+    file: "kernel/bpf/cpumap.c",
+    map_alloc_check: None,
+    map_alloc: cpumap::cpu_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -174,6 +197,9 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
         MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
         MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),
+        MapType::DEVMAP => MapTypeEntry::Modelled(&DEV_MAP_OPS),
+        MapType::DEVMAP_HASH => MapTypeEntry::Modelled(&DEV_MAP_HASH_OPS),
+        MapType::CPUMAP => MapTypeEntry::Modelled(&CPU_MAP_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }

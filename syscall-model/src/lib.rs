@@ -15,6 +15,8 @@
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
 //! | [`ringbuf`] | kernel/bpf/ringbuf.c |
 //! | [`stackmap`] | kernel/bpf/stackmap.c |
+//! | [`devmap`] | kernel/bpf/devmap.c |
+//! | [`cpumap`] | kernel/bpf/cpumap.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -29,7 +31,9 @@ pub mod arraymap;
 pub mod bloom_filter;
 pub mod bpf_lru_list;
 pub mod bpf_types;
+pub mod cpumap;
 pub mod ctx;
+pub mod devmap;
 pub mod errno;
 pub mod fd;
 pub mod hashtab;

@@ -125,6 +125,14 @@ pub struct KernelProfile {
     /// after the fd lookup (6.x rejects lookup flags before it), per-CPU updates accept flags
     /// up to F_ALL_CPUS, and only `value_size` bytes of each CPU's slot are stored.
     pub percpu_cpu_flags: bool,
+    /// `CONFIG_NR_CPUS`: CPUMAP's limit on max_entries (E2BIG past it). Read from each
+    /// kernel's config: 256 on the host's x86_64 6.18.44 and Debian's riscv64 7.2.11, 128 on
+    /// Debian's riscv64 6.12.107; the other arch of each version is assumed alike.
+    pub nr_cpus: u32,
+    /// 7.2: `cpu_map_update_elem` returns the error that stopped `__cpu_map_entry_alloc` (a
+    /// program fd that is not open is EBADF, a file that is not a program EINVAL); 6.12 and
+    /// 6.18 turn every failure into ENOMEM (seen on the host's 6.18.44).
+    pub cpumap_update_returns_alloc_errno: bool,
 }
 
 impl KernelProfile {
@@ -168,6 +176,8 @@ impl KernelProfile {
             ringbuf_overwrite: false,
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: false,
+            nr_cpus: 256,
+            cpumap_update_returns_alloc_errno: false,
         }
     }
 
@@ -195,6 +205,8 @@ impl KernelProfile {
             map_info_tail_from: 88,
             map_info_copy_in: false,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
+            nr_cpus: 128,
+            cpumap_update_returns_alloc_errno: false,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -217,6 +229,8 @@ impl KernelProfile {
             ringbuf_overwrite: true,
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: true,
+            nr_cpus: 256,
+            cpumap_update_returns_alloc_errno: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -276,6 +290,12 @@ pub struct StructSizes {
     pub ringbuf_meta_pages: u64,
     pub bpf_stack_map: u64,
     pub stack_map_bucket: u64,
+    /// `struct bpf_dtab` (DEVMAP and DEVMAP_HASH).
+    pub bpf_dtab: u64,
+    /// `struct bpf_dtab_netdev`: one devmap element.
+    pub bpf_dtab_netdev: u64,
+    /// `struct bpf_cpu_map`.
+    pub bpf_cpu_map: u64,
 }
 
 impl StructSizes {
@@ -293,6 +313,9 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 288,
                 stack_map_bucket: 16,
+                bpf_dtab: 296,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 256,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -305,6 +328,9 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 328,
                 stack_map_bucket: 16,
+                bpf_dtab: 336,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 296,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -318,6 +344,9 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 320,
                 stack_map_bucket: 16,
+                bpf_dtab: 344,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 304,
             },
         }
     }
