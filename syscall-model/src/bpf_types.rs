@@ -9,10 +9,10 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
-use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap};
 use crate::{
-    bpf_cgrp_storage, bpf_inode_storage, bpf_local_storage, bpf_sk_storage, bpf_task_storage,
-    local_storage,
+    arraymap, bloom_filter, bpf_cgrp_storage, bpf_inode_storage, bpf_local_storage, bpf_sk_storage,
+    bpf_task_storage, cpumap, devmap, hashtab, local_storage, lpm_trie, queue_stack_maps, ringbuf,
+    stackmap,
 };
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
@@ -183,6 +183,27 @@ pub static CGRP_STORAGE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: bpf_cgrp_storage::cgroup_storage_map_alloc,
 };
 
+pub static DEV_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "dev_map_ops",
+    file: "kernel/bpf/devmap.c",
+    map_alloc_check: Some(devmap::dev_map_alloc_check),
+    map_alloc: devmap::dev_map_alloc,
+};
+
+pub static DEV_MAP_HASH_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "dev_map_hash_ops",
+    file: "kernel/bpf/devmap.c",
+    map_alloc_check: Some(devmap::dev_map_alloc_check),
+    map_alloc: devmap::dev_map_alloc,
+};
+
+pub static CPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "cpu_map_ops",
+    file: "kernel/bpf/cpumap.c",
+    map_alloc_check: None,
+    map_alloc: cpumap::cpu_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -221,6 +242,9 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::INODE_STORAGE => MapTypeEntry::Modelled(&INODE_STORAGE_MAP_OPS),
         MapType::TASK_STORAGE => MapTypeEntry::Modelled(&TASK_STORAGE_MAP_OPS),
         MapType::CGRP_STORAGE => MapTypeEntry::Modelled(&CGRP_STORAGE_MAP_OPS),
+        MapType::DEVMAP => MapTypeEntry::Modelled(&DEV_MAP_OPS),
+        MapType::DEVMAP_HASH => MapTypeEntry::Modelled(&DEV_MAP_HASH_OPS),
+        MapType::CPUMAP => MapTypeEntry::Modelled(&CPU_MAP_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }

@@ -104,6 +104,12 @@ impl Kernel {
         (z ^ (z >> 31)) as u32
     }
 
+    /// `dev_get_by_index(net, ifindex)`: the device of the caller's network namespace with this
+    /// index. Loopback (ifindex 1) exists in every namespace; the model has no other device.
+    pub fn dev_get_by_index(&self, ifindex: u32) -> Option<&NetDev> {
+        self.netdevs.iter().find(|d| d.ifindex == ifindex)
+    }
+
     pub fn vfs(&self) -> MutexGuard<'_, crate::inode::Vfs> {
         self.vfs.lock().unwrap_or_else(|e| e.into_inner())
     }

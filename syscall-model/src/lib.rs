@@ -21,6 +21,8 @@
 //! | [`bpf_inode_storage`] | kernel/bpf/bpf_inode_storage.c |
 //! | [`bpf_task_storage`] | kernel/bpf/bpf_task_storage.c |
 //! | [`bpf_cgrp_storage`] | kernel/bpf/bpf_cgrp_storage.c |
+//! | [`devmap`] | kernel/bpf/devmap.c |
+//! | [`cpumap`] | kernel/bpf/cpumap.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -40,7 +42,9 @@ pub mod bpf_lru_list;
 pub mod bpf_sk_storage;
 pub mod bpf_task_storage;
 pub mod bpf_types;
+pub mod cpumap;
 pub mod ctx;
+pub mod devmap;
 pub mod errno;
 pub mod fd;
 pub mod hashtab;

@@ -131,6 +131,14 @@ pub struct KernelProfile {
     /// riscv64 configs have CONFIG_BPF_LSM=y with `bpf` in CONFIG_LSM (the guests boot with no
     /// `lsm=`).
     pub bpf_lsm_initialized: bool,
+    /// `CONFIG_NR_CPUS`: CPUMAP's limit on max_entries (E2BIG past it). Read from each
+    /// kernel's config: 256 on the host's x86_64 6.18.44 and Debian's riscv64 7.2.11, 128 on
+    /// Debian's riscv64 6.12.107; the other arch of each version is assumed alike.
+    pub nr_cpus: u32,
+    /// 7.2: `cpu_map_update_elem` returns the error that stopped `__cpu_map_entry_alloc` (a
+    /// program fd that is not open is EBADF, a file that is not a program EINVAL); 6.12 and
+    /// 6.18 turn every failure into ENOMEM (seen on the host's 6.18.44).
+    pub cpumap_update_returns_alloc_errno: bool,
 }
 
 impl KernelProfile {
@@ -175,6 +183,8 @@ impl KernelProfile {
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: false,
             bpf_lsm_initialized: true,
+            nr_cpus: 256,
+            cpumap_update_returns_alloc_errno: false,
         }
     }
 
@@ -203,6 +213,8 @@ impl KernelProfile {
             map_info_copy_in: false,
             last_field_end: last_fields(&[(BpfCmd::MAP_CREATE, 80)]),
             bpf_lsm_initialized: true,
+            nr_cpus: 128,
+            cpumap_update_returns_alloc_errno: false,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -226,6 +238,8 @@ impl KernelProfile {
             lookup_and_delete_stack_trace: true,
             percpu_cpu_flags: true,
             bpf_lsm_initialized: true,
+            nr_cpus: 256,
+            cpumap_update_returns_alloc_errno: true,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -290,6 +304,12 @@ pub struct StructSizes {
     /// `struct bpf_local_storage_elem` (its data is cacheline-aligned: 128 with 64-byte lines);
     /// `BPF_LOCAL_STORAGE_MAX_VALUE_SIZE` is `U16_MAX` less this.
     pub bpf_local_storage_elem: u64,
+    /// `struct bpf_dtab` (DEVMAP and DEVMAP_HASH).
+    pub bpf_dtab: u64,
+    /// `struct bpf_dtab_netdev`: one devmap element.
+    pub bpf_dtab_netdev: u64,
+    /// `struct bpf_cpu_map`.
+    pub bpf_cpu_map: u64,
 }
 
 impl StructSizes {
@@ -309,6 +329,9 @@ impl StructSizes {
                 stack_map_bucket: 16,
                 bpf_cgroup_storage_map: 280,
                 bpf_local_storage_elem: 128,
+                bpf_dtab: 296,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 256,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -323,6 +346,9 @@ impl StructSizes {
                 stack_map_bucket: 16,
                 bpf_cgroup_storage_map: 320,
                 bpf_local_storage_elem: 128,
+                bpf_dtab: 336,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 296,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -338,6 +364,9 @@ impl StructSizes {
                 stack_map_bucket: 16,
                 bpf_cgroup_storage_map: 328,
                 bpf_local_storage_elem: 128,
+                bpf_dtab: 344,
+                bpf_dtab_netdev: 64,
+                bpf_cpu_map: 304,
             },
         }
     }

@@ -185,6 +185,29 @@ pub(crate) fn bpf_map_get(
     Ok((file, map))
 }
 
+/// `__bpf_prog_get()` (via `bpf_prog_get_type` and friends): the model has no programs, so a
+/// program fd always fails: EBADF if it is not open, EINVAL if it is any other file. Returns
+/// the errno for the caller to pass on or replace.
+pub(crate) fn bpf_prog_get(ctx: &mut Ctx, func: &'static str, ufd: u32) -> Errno {
+    let file = ctx.process.fds().get(ufd);
+    match file {
+        None => ctx.fail(
+            func,
+            FILE,
+            "fdget(): the program fd is open",
+            Errno::EBADF,
+            || format!("fd {} is not open", ufd as i32),
+        ),
+        Some(f) => ctx.fail(
+            func,
+            FILE,
+            "____bpf_prog_get(): the fd is a bpf program",
+            Errno::EINVAL,
+            || format!("fd {} is {}", ufd as i32, f.describe()),
+        ),
+    }
+}
+
 /// `map_get_sys_perms()`: the fd's mode, without write access once the map is frozen.
 pub(crate) fn map_get_sys_perms(map: &BpfMap, file: &File) -> FMode {
     let mut mode = file.f_mode;
