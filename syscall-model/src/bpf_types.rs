@@ -10,6 +10,7 @@ use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
 use crate::{arraymap, bloom_filter, hashtab, lpm_trie, queue_stack_maps, ringbuf, stackmap};
+use crate::{reuseport_array, sock_map, xskmap};
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
 pub type MapAlloc = fn(&mut Ctx, &MapCreateAttr) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno>;
@@ -143,6 +144,34 @@ pub static STACK_TRACE_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: stackmap::stack_map_alloc,
 };
 
+pub static SOCK_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "sock_map_ops",
+    file: "net/core/sock_map.c",
+    map_alloc_check: None,
+    map_alloc: sock_map::sock_map_alloc,
+};
+
+pub static SOCK_HASH_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "sock_hash_ops",
+    file: "net/core/sock_map.c",
+    map_alloc_check: None,
+    map_alloc: sock_map::sock_hash_alloc,
+};
+
+pub static XSK_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "xsk_map_ops",
+    file: "net/xdp/xskmap.c",
+    map_alloc_check: None,
+    map_alloc: xskmap::xsk_map_alloc,
+};
+
+pub static REUSEPORT_ARRAY_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "reuseport_array_ops",
+    file: "kernel/bpf/reuseport_array.c",
+    map_alloc_check: Some(reuseport_array::reuseport_array_alloc_check),
+    map_alloc: reuseport_array::reuseport_array_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -174,6 +203,10 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::QUEUE => MapTypeEntry::Modelled(&QUEUE_MAP_OPS),
         MapType::STACK => MapTypeEntry::Modelled(&STACK_MAP_OPS),
         MapType::BLOOM_FILTER => MapTypeEntry::Modelled(&BLOOM_FILTER_MAP_OPS),
+        MapType::SOCKMAP => MapTypeEntry::Modelled(&SOCK_MAP_OPS),
+        MapType::SOCKHASH => MapTypeEntry::Modelled(&SOCK_HASH_OPS),
+        MapType::XSKMAP => MapTypeEntry::Modelled(&XSK_MAP_OPS),
+        MapType::REUSEPORT_SOCKARRAY => MapTypeEntry::Modelled(&REUSEPORT_ARRAY_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }
@@ -230,6 +263,9 @@ pub fn map_meta_equal_kind(t: MapType, profile: &crate::profile::KernelProfile) 
         MapType::PERCPU_ARRAY if profile.percpu_array_meta_equal_checks_max_entries => {
             MetaEqual::Array
         }
+        // xsk_map_meta_equal() compares max_entries too; an XSKMAP never has BPF_F_INNER_MAP,
+        // so array_map_meta_equal's rule is the same.
+        MapType::XSKMAP => MetaEqual::Array,
         MapType::PROG_ARRAY
         | MapType::ARRAY_OF_MAPS
         | MapType::HASH_OF_MAPS

@@ -276,6 +276,9 @@ pub struct StructSizes {
     pub ringbuf_meta_pages: u64,
     pub bpf_stack_map: u64,
     pub stack_map_bucket: u64,
+    /// `struct bpf_map`: the whole of `struct reuseport_array` before its slots, and the head
+    /// of the sockmap, sockhash and XSKMAP structs (`bpf_array` is it plus 16 bytes).
+    pub bpf_map: u64,
 }
 
 impl StructSizes {
@@ -293,6 +296,7 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 288,
                 stack_map_bucket: 16,
+                bpf_map: 248,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -305,6 +309,7 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 328,
                 stack_map_bucket: 16,
+                bpf_map: 288,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -318,6 +323,7 @@ impl StructSizes {
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 320,
                 stack_map_bucket: 16,
+                bpf_map: 296,
             },
         }
     }
