@@ -11,8 +11,8 @@ use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
 use crate::{
     arraymap, bloom_filter, bpf_cgrp_storage, bpf_inode_storage, bpf_local_storage, bpf_sk_storage,
-    bpf_task_storage, cpumap, devmap, hashtab, local_storage, lpm_trie, queue_stack_maps, ringbuf,
-    stackmap,
+    bpf_task_storage, cpumap, devmap, hashtab, local_storage, lpm_trie, queue_stack_maps,
+    reuseport_array, ringbuf, sock_map, stackmap, xskmap,
 };
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
@@ -204,6 +204,34 @@ pub static CPU_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: cpumap::cpu_map_alloc,
 };
 
+pub static SOCK_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "sock_map_ops",
+    file: "net/core/sock_map.c",
+    map_alloc_check: None,
+    map_alloc: sock_map::sock_map_alloc,
+};
+
+pub static SOCK_HASH_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "sock_hash_ops",
+    file: "net/core/sock_map.c",
+    map_alloc_check: None,
+    map_alloc: sock_map::sock_hash_alloc,
+};
+
+pub static XSK_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "xsk_map_ops",
+    file: "net/xdp/xskmap.c",
+    map_alloc_check: None,
+    map_alloc: xskmap::xsk_map_alloc,
+};
+
+pub static REUSEPORT_ARRAY_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "reuseport_array_ops",
+    file: "kernel/bpf/reuseport_array.c",
+    map_alloc_check: Some(reuseport_array::reuseport_array_alloc_check),
+    map_alloc: reuseport_array::reuseport_array_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -245,6 +273,10 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::DEVMAP => MapTypeEntry::Modelled(&DEV_MAP_OPS),
         MapType::DEVMAP_HASH => MapTypeEntry::Modelled(&DEV_MAP_HASH_OPS),
         MapType::CPUMAP => MapTypeEntry::Modelled(&CPU_MAP_OPS),
+        MapType::SOCKMAP => MapTypeEntry::Modelled(&SOCK_MAP_OPS),
+        MapType::SOCKHASH => MapTypeEntry::Modelled(&SOCK_HASH_OPS),
+        MapType::XSKMAP => MapTypeEntry::Modelled(&XSK_MAP_OPS),
+        MapType::REUSEPORT_SOCKARRAY => MapTypeEntry::Modelled(&REUSEPORT_ARRAY_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }
@@ -301,6 +333,9 @@ pub fn map_meta_equal_kind(t: MapType, profile: &crate::profile::KernelProfile) 
         MapType::PERCPU_ARRAY if profile.percpu_array_meta_equal_checks_max_entries => {
             MetaEqual::Array
         }
+        // xsk_map_meta_equal() compares max_entries too; an XSKMAP never has BPF_F_INNER_MAP,
+        // so array_map_meta_equal's rule is the same.
+        MapType::XSKMAP => MetaEqual::Array,
         MapType::PROG_ARRAY
         | MapType::ARRAY_OF_MAPS
         | MapType::HASH_OF_MAPS

@@ -77,6 +77,7 @@ errnos! {
     ELOOP = 40, "Too many levels of symbolic links";
     EOVERFLOW = 75, "Value too large for defined data type";
     EBADFD = 77, "File descriptor in bad state";
+    ENOTSOCK = 88, "Socket operation on non-socket";
     EOPNOTSUPP = 95, "Operation not supported";
     ENOTSUPP = 524, "Operation is not supported (kernel-internal ENOTSUPP)";
 }

@@ -23,6 +23,10 @@
 //! | [`bpf_cgrp_storage`] | kernel/bpf/bpf_cgrp_storage.c |
 //! | [`devmap`] | kernel/bpf/devmap.c |
 //! | [`cpumap`] | kernel/bpf/cpumap.c |
+//! | [`reuseport_array`] | kernel/bpf/reuseport_array.c |
+//! | [`sock_map`] | net/core/sock_map.c |
+//! | [`xskmap`] | net/xdp/xskmap.c |
+//! | [`socket`] | net/socket.c (`sockfd_lookup`; the model has no sockets) |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -57,12 +61,16 @@ pub mod map;
 pub mod map_in_map;
 pub mod profile;
 pub mod queue_stack_maps;
+pub mod reuseport_array;
 pub mod ringbuf;
+pub mod sock_map;
+pub mod socket;
 pub mod stackmap;
 pub mod syscall;
 pub mod trace;
 pub mod uaccess;
 pub mod uapi;
+pub mod xskmap;
 
 pub use errno::Errno;
 pub use kernel::{Cred, Kernel, Process};

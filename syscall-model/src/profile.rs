@@ -310,6 +310,9 @@ pub struct StructSizes {
     pub bpf_dtab_netdev: u64,
     /// `struct bpf_cpu_map`.
     pub bpf_cpu_map: u64,
+    /// `struct bpf_map`: the whole of `struct reuseport_array` before its slots, and the head
+    /// of the sockmap, sockhash and XSKMAP structs (`bpf_array` is it plus 16 bytes).
+    pub bpf_map: u64,
 }
 
 impl StructSizes {
@@ -332,6 +335,7 @@ impl StructSizes {
                 bpf_dtab: 296,
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 256,
+                bpf_map: 248,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -349,6 +353,7 @@ impl StructSizes {
                 bpf_dtab: 336,
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 296,
+                bpf_map: 288,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -367,6 +372,7 @@ impl StructSizes {
                 bpf_dtab: 344,
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 304,
+                bpf_map: 296,
             },
         }
     }
