@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`syscall`] | kernel/bpf/syscall.c (`__sys_bpf`, `map_create`, the element commands) |
 //! | [`hashtab`] | kernel/bpf/hashtab.c |
+//! | [`bpf_lru_list`] | kernel/bpf/bpf_lru_list.c (the LRU hashes' lists) |
 //! | [`arraymap`] | kernel/bpf/arraymap.c |
 //! | [`lpm_trie`] | kernel/bpf/lpm_trie.c |
 //! | [`queue_stack_maps`] | kernel/bpf/queue_stack_maps.c |
