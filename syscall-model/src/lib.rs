@@ -15,6 +15,9 @@
 //! | [`bloom_filter`] | kernel/bpf/bloom_filter.c |
 //! | [`ringbuf`] | kernel/bpf/ringbuf.c |
 //! | [`stackmap`] | kernel/bpf/stackmap.c |
+//! | [`bpf_struct_ops`] | kernel/bpf/bpf_struct_ops.c |
+//! | [`arena`] | kernel/bpf/arena.c |
+//! | [`bpf_insn_array`] | kernel/bpf/bpf_insn_array.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -25,9 +28,12 @@
 //!
 //! Version and architecture differences live in [`profile::KernelProfile`].
 
+pub mod arena;
 pub mod arraymap;
 pub mod bloom_filter;
+pub mod bpf_insn_array;
 pub mod bpf_lru_list;
+pub mod bpf_struct_ops;
 pub mod bpf_types;
 pub mod ctx;
 pub mod errno;
