@@ -181,6 +181,9 @@ impl Backend for Watch {
     fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno> {
         self.inner.set_cpu(cpu)
     }
+    fn btf_vmlinux_id(&self, name: &str) -> Option<u32> {
+        self.inner.btf_vmlinux_id(name)
+    }
 }
 
 impl Coverage {

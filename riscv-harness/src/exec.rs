@@ -438,6 +438,11 @@ impl Exec<'_> {
         let common = self.common_args(st)?;
         self.calls += 1;
         let r = self.be.bpf(cmd, attr_addr, size, common);
+        if r.is_err() && st.func == "map_create" && st.bind.is_some() {
+            // The name stands for `never` from now on (see `finish`); walk and dump still know
+            // the shape the map would have had.
+            self.maps.insert(NEVER_FD, self.map_info(st)?);
+        }
         if let Ok(fd) = r {
             match st.func.as_str() {
                 "map_create" => {
@@ -507,9 +512,17 @@ impl Exec<'_> {
     /// The result line: the call, its outcome, the buffers it wrote, a failed expectation.
     fn finish(&mut self, st: &Stmt, r: Result<i32, Errno>) -> String {
         let mut out = format!("{} {}", st.text, result_text(&r));
-        if let (Some(name), Ok(fd)) = (&st.bind, &r) {
-            out.push_str(&format!(" ({name})"));
-            self.names.insert(name.clone(), *fd);
+        match (&st.bind, &r) {
+            (Some(name), Ok(fd)) => {
+                out.push_str(&format!(" ({name})"));
+                self.names.insert(name.clone(), *fd);
+            }
+            // A name whose call failed stands for an fd never opened, so a scenario about a
+            // map only some kernels create goes on there with EBADF.
+            (Some(name), Err(_)) => {
+                self.names.insert(name.clone(), NEVER_FD);
+            }
+            _ => {}
         }
         if st.func == "close" {
             if let (Ok(_), Some(fd)) = (&r, self.fd_arg(st, 0).ok()) {
@@ -1139,6 +1152,24 @@ impl Exec<'_> {
                     ),
                 },
                 _ => serr(line, col, "id(name) takes the name of a map"),
+            },
+            Expr::Call(f, args) if f == "btf_id" => match args.as_slice() {
+                [Expr::Name(n)] => match self.be.btf_vmlinux_id(n) {
+                    Some(id) => Ok(id as u64),
+                    None => serr(
+                        line,
+                        col,
+                        format!(
+                            "no struct `{n}` in the {} kernel's vmlinux BTF",
+                            self.be.name()
+                        ),
+                    ),
+                },
+                _ => serr(
+                    line,
+                    col,
+                    "btf_id(NAME) takes the name of a vmlinux BTF struct",
+                ),
             },
             Expr::Or(parts) => {
                 let mut v = 0;

@@ -683,7 +683,7 @@ pub const KNOWN_CALLS: &[&str] = &[
 ];
 
 /// The functions a value can use.
-pub const LITERAL_FUNCS: &[&str] = &["out", "ro", "ptr", "fd", "zero", "percpu", "id"];
+pub const LITERAL_FUNCS: &[&str] = &["out", "ro", "ptr", "fd", "zero", "percpu", "id", "btf_id"];
 
 #[cfg(test)]
 mod tests {

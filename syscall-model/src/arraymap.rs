@@ -270,7 +270,7 @@ impl BpfMapOps for BpfArray {
 }
 
 /// `array_map_get_next_key()`: shared by every array flavour.
-fn array_get_next_key(
+pub(crate) fn array_get_next_key(
     ctx: &mut Ctx,
     map: &MapDesc,
     key: Option<&[u8]>,

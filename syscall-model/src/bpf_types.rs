@@ -10,9 +10,10 @@ use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
 use crate::uapi::{MapCreateAttr, MapType};
 use crate::{
-    arraymap, bloom_filter, bpf_cgrp_storage, bpf_inode_storage, bpf_local_storage, bpf_sk_storage,
-    bpf_task_storage, cpumap, devmap, hashtab, local_storage, lpm_trie, queue_stack_maps,
-    reuseport_array, ringbuf, sock_map, stackmap, xskmap,
+    arena, arraymap, bloom_filter, bpf_cgrp_storage, bpf_inode_storage, bpf_insn_array,
+    bpf_local_storage, bpf_sk_storage, bpf_struct_ops, bpf_task_storage, cpumap, devmap, hashtab,
+    local_storage, lpm_trie, queue_stack_maps, reuseport_array, ringbuf, sock_map, stackmap,
+    xskmap,
 };
 
 pub type MapAllocCheck = fn(&mut Ctx, &MapCreateAttr) -> Result<(), Errno>;
@@ -232,6 +233,41 @@ pub static REUSEPORT_ARRAY_OPS: BpfMapTypeOps = BpfMapTypeOps {
     map_alloc: reuseport_array::reuseport_array_alloc,
 };
 
+pub static USER_RINGBUF_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "user_ringbuf_map_ops",
+    file: "kernel/bpf/ringbuf.c",
+    map_alloc_check: None,
+    map_alloc: ringbuf::ringbuf_map_alloc,
+};
+
+pub static BPF_STRUCT_OPS_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "bpf_struct_ops_map_ops",
+    file: "kernel/bpf/bpf_struct_ops.c",
+    map_alloc_check: Some(bpf_struct_ops::bpf_struct_ops_map_alloc_check),
+    map_alloc: bpf_struct_ops::bpf_struct_ops_map_alloc,
+};
+
+pub static ARENA_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "arena_map_ops",
+    file: "kernel/bpf/arena.c",
+    map_alloc_check: None,
+    map_alloc: arena::arena_map_alloc,
+};
+
+pub static INSN_ARRAY_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "insn_array_map_ops",
+    file: "kernel/bpf/bpf_insn_array.c",
+    map_alloc_check: Some(bpf_insn_array::insn_array_alloc_check),
+    map_alloc: bpf_insn_array::insn_array_alloc,
+};
+
+pub static RHTAB_MAP_OPS: BpfMapTypeOps = BpfMapTypeOps {
+    name: "rhtab_map_ops",
+    file: "kernel/bpf/hashtab.c",
+    map_alloc_check: Some(hashtab::rhtab_map_alloc_check),
+    map_alloc: hashtab::rhtab_map_alloc,
+};
+
 /// What the type table holds for a number below `__MAX_BPF_MAP_TYPE`.
 pub enum MapTypeEntry {
     /// The model implements the type.
@@ -277,6 +313,11 @@ pub fn bpf_map_types(t: MapType) -> MapTypeEntry {
         MapType::SOCKHASH => MapTypeEntry::Modelled(&SOCK_HASH_OPS),
         MapType::XSKMAP => MapTypeEntry::Modelled(&XSK_MAP_OPS),
         MapType::REUSEPORT_SOCKARRAY => MapTypeEntry::Modelled(&REUSEPORT_ARRAY_OPS),
+        MapType::USER_RINGBUF => MapTypeEntry::Modelled(&USER_RINGBUF_MAP_OPS),
+        MapType::STRUCT_OPS => MapTypeEntry::Modelled(&BPF_STRUCT_OPS_MAP_OPS),
+        MapType::ARENA => MapTypeEntry::Modelled(&ARENA_MAP_OPS),
+        MapType::INSN_ARRAY => MapTypeEntry::Modelled(&INSN_ARRAY_MAP_OPS),
+        MapType::RHASH => MapTypeEntry::Modelled(&RHTAB_MAP_OPS),
         _ => MapTypeEntry::NotModelled,
     }
 }

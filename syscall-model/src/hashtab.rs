@@ -1,5 +1,5 @@
-//! kernel/bpf/hashtab.c: BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH and
-//! HASH_OF_MAPS.
+//! kernel/bpf/hashtab.c: BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH,
+//! HASH_OF_MAPS, and 7.2's RHASH (at the end of the file).
 //!
 //! The table is kept the way the kernel lays it out, because the layout is visible from user
 //! space: `n_buckets = roundup_pow_of_two(max_entries)`, a key lands in bucket
@@ -774,4 +774,195 @@ pub fn htab_of_map_alloc(
     ctx.enter("htab_of_map_alloc", FILE, String::new);
     let meta = crate::map_in_map::bpf_map_meta_alloc(ctx, attr.inner_map_fd)?;
     htab_map_alloc_with(ctx, attr, Some(meta))
+}
+
+// BPF_MAP_TYPE_RHASH (7.2): a hash map on the kernel's resizable `struct rhashtable`.
+//
+// Elements are always allocated on demand (NO_PREALLOC is required), an update replaces a
+// value in place, and `max_entries` caps the element count. The table's hash seed is random
+// per bucket table and the table resizes as it fills, so the kernel's walk order
+// (`rhashtable_next_key`) cannot be predicted from user space; the model walks its keys in
+// byte order, and scenarios compare walks of these maps unordered.
+
+/// `rhtab_map_alloc_check()`: the resizable table's own rules, then the hash rules.
+pub fn rhtab_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
+    const F: &str = "rhtab_map_alloc_check";
+    ctx.enter(F, FILE, String::new);
+    check!(ctx, F, !attr.has(BPF_F_NO_PREALLOC) => Errno::EINVAL,
+        "BPF_F_NO_PREALLOC is set (elements are allocated on demand)", "map_flags={:#x}", attr.map_flags);
+    check!(ctx, F, attr.has(BPF_F_ZERO_SEED) => Errno::EINVAL,
+        "no BPF_F_ZERO_SEED", "map_flags={:#x}", attr.map_flags);
+    check!(ctx, F, attr.key_size > u16::MAX as u32 => Errno::E2BIG,
+        "key_size <= 65535", "key_size={}", attr.key_size);
+    let extra = attr.map_extra;
+    check!(ctx, F, extra >> 32 != 0 => Errno::EINVAL,
+        "map_extra (the initial size hint) fits in 32 bits", "map_extra={extra:#x}");
+    check!(ctx, F, extra as u32 > u16::MAX as u32 => Errno::E2BIG,
+        "the size hint in map_extra is at most 65535", "map_extra={extra}");
+    check!(ctx, F, extra as u32 > attr.max_entries => Errno::EINVAL,
+        "the size hint in map_extra is at most max_entries",
+        "map_extra={extra} max_entries={}", attr.max_entries);
+    htab_map_alloc_check(ctx, attr)
+}
+
+/// `rhtab_map_alloc()`.
+pub fn rhtab_map_alloc(
+    ctx: &mut Ctx,
+    attr: &MapCreateAttr,
+) -> Result<(MapDesc, Box<dyn BpfMapOps>), Errno> {
+    const F: &str = "rhtab_map_alloc";
+    ctx.enter(F, FILE, String::new);
+    check!(ctx, F, attr.max_entries as u64 > 1 << 31 => Errno::E2BIG,
+        "max_entries <= 2^31", "max_entries={}", attr.max_entries);
+    let elem_size =
+        RHTAB_ELEM_HEADER + round_up(attr.key_size as u64, 8) + round_up(attr.value_size as u64, 8);
+    let r = Rhtab {
+        elems: BTreeMap::new(),
+        elem_size,
+        struct_size: ctx.profile().sizes.bpf_rhtab,
+    };
+    Ok((MapDesc::from_attr(attr), Box::new(r)))
+}
+
+/// `sizeof(struct rhtab_elem)`: the `rhash_head` before the key.
+const RHTAB_ELEM_HEADER: u64 = 8;
+
+/// `struct bpf_rhtab`.
+struct Rhtab {
+    /// Key -> value (`value_size` bytes), in the model's walk order (key bytes).
+    elems: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `rhtab->elem_size`.
+    elem_size: u64,
+    struct_size: u64,
+}
+
+impl BpfMapOps for Rhtab {
+    /// The generic read: `rhtab_map_lookup_elem`, ENOENT for a missing key.
+    fn map_lookup_elem_sys(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Result<(), Errno> {
+        let Some(v) = self.elems.get(key) else {
+            return Err(ctx.fail(
+                "rhtab_map_lookup_elem",
+                FILE,
+                "the key is in the table",
+                Errno::ENOENT,
+                || "no such key".into(),
+            ));
+        };
+        value.copy_from_slice(&v[..value.len()]);
+        Ok(())
+    }
+
+    /// `rhtab_map_update_elem()`: an existing key is rewritten in place; a new one needs room.
+    fn map_update_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        map: &MapDesc,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Errno> {
+        const F: &str = "rhtab_map_update_elem";
+        check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
+            "flags (without BPF_F_LOCK) are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
+        check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
+            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+        let value = &value[..map.value_size as usize];
+        if let Some(old) = self.elems.get_mut(key) {
+            // rhtab_map_update_existing().
+            check!(ctx, "rhtab_map_update_existing", flags & BPF_NOEXIST != 0 => Errno::EEXIST,
+                "BPF_NOEXIST needs a key that is not there", "key exists");
+            old.copy_from_slice(value);
+            return Ok(());
+        }
+        check!(ctx, F, flags & BPF_EXIST != 0 => Errno::ENOENT,
+            "BPF_EXIST needs a key that is there", "key missing");
+        let n = self.elems.len() as u64;
+        check!(ctx, F, n >= map.max_entries as u64 => Errno::E2BIG,
+            "fewer than max_entries elements for a new key", "nelems={n} max_entries={}", map.max_entries);
+        self.elems.insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    /// `rhtab_map_delete_elem()`.
+    fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
+        const F: &str = "rhtab_map_delete_elem";
+        let found = self.elems.remove(key).is_some();
+        check!(ctx, F, !found => Errno::ENOENT, "the key is in the table", "no such key");
+        Ok(())
+    }
+
+    /// `rhtab_map_get_next_key()`: the key after `key`; a missing (or NULL) key starts over at
+    /// the first; ENOENT after the last or in an empty table.
+    fn map_get_next_key(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: Option<&[u8]>,
+        next_key: &mut [u8],
+    ) -> Result<(), Errno> {
+        const F: &str = "rhtab_map_get_next_key";
+        use std::ops::Bound::{Excluded, Unbounded};
+        let next = match key {
+            Some(k) if self.elems.contains_key(k) => {
+                self.elems.range::<[u8], _>((Excluded(k), Unbounded)).next()
+            }
+            _ => {
+                ctx.note(
+                    F,
+                    FILE,
+                    "a NULL or missing key starts at the first",
+                    String::new,
+                );
+                self.elems.iter().next()
+            }
+        };
+        let Some((k, _)) = next else {
+            return Err(ctx.fail(F, FILE, "another key follows", Errno::ENOENT, || {
+                format!("{} elements", self.elems.len())
+            }));
+        };
+        next_key.copy_from_slice(k);
+        Ok(())
+    }
+
+    /// `rhtab_map_lookup_and_delete_elem()`: only BPF_F_LOCK may be set (the syscall has
+    /// already checked it), then the element is removed and its value returned.
+    fn map_lookup_and_delete_elem(
+        &mut self,
+        ctx: &mut Ctx,
+        _map: &MapDesc,
+        key: &[u8],
+        value: &mut [u8],
+        _flags: u64,
+    ) -> Option<Result<(), Errno>> {
+        const F: &str = "rhtab_map_lookup_and_delete_elem";
+        let Some(v) = self.elems.remove(key) else {
+            return Some(Err(ctx.fail(
+                F,
+                FILE,
+                "the key is in the table",
+                Errno::ENOENT,
+                || "no such key".into(),
+            )));
+        };
+        value.copy_from_slice(&v[..value.len()]);
+        Some(Ok(()))
+    }
+
+    /// `rhtab_map_mem_usage()`: the struct and one element per entry (bucket arrays are not
+    /// counted). Measured on riscv64 7.2.11.
+    fn map_mem_usage(&self, _map: &MapDesc) -> u64 {
+        self.struct_size + self.elem_size * self.elems.len() as u64
+    }
+
+    fn map_batch_ops(&self) -> BatchOps {
+        BatchOps::RHTAB
+    }
 }

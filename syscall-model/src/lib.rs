@@ -28,6 +28,9 @@
 //! | [`sock_map`] | net/core/sock_map.c |
 //! | [`xskmap`] | net/xdp/xskmap.c |
 //! | [`socket`] | net/socket.c (`sockfd_lookup`; the model has no sockets) |
+//! | [`bpf_struct_ops`] | kernel/bpf/bpf_struct_ops.c |
+//! | [`arena`] | kernel/bpf/arena.c |
+//! | [`bpf_insn_array`] | kernel/bpf/bpf_insn_array.c |
 //! | [`inode`] | kernel/bpf/inode.c (pinning in a bpffs) |
 //! | [`map_in_map`] | kernel/bpf/map_in_map.c |
 //! | [`bpf_types`] | include/linux/bpf_types.h (type number -> ops) |
@@ -38,13 +41,16 @@
 //!
 //! Version and architecture differences live in [`profile::KernelProfile`].
 
+pub mod arena;
 pub mod arraymap;
 pub mod bloom_filter;
 pub mod bpf_cgrp_storage;
 pub mod bpf_inode_storage;
+pub mod bpf_insn_array;
 pub mod bpf_local_storage;
 pub mod bpf_lru_list;
 pub mod bpf_sk_storage;
+pub mod bpf_struct_ops;
 pub mod bpf_task_storage;
 pub mod bpf_types;
 pub mod cpumap;

@@ -338,6 +338,8 @@ pub enum BatchImpl {
     Generic,
     /// `htab_map_*_batch`: bucket-index cookies, whole buckets.
     Htab,
+    /// `rhtab_map_*_batch` (7.2's RHASH): the cookie is the next key to return.
+    Rhtab,
 }
 
 impl BatchOps {
@@ -360,6 +362,13 @@ impl BatchOps {
         lookup_and_delete: BatchImpl::None,
         update: BatchImpl::Generic,
         delete: BatchImpl::None,
+    };
+    /// RHASH: rhtab lookup (and delete), generic update and delete.
+    pub const RHTAB: BatchOps = BatchOps {
+        lookup: BatchImpl::Rhtab,
+        lookup_and_delete: BatchImpl::Rhtab,
+        update: BatchImpl::Generic,
+        delete: BatchImpl::Generic,
     };
     /// LPM_TRIE: generic lookup, update and delete.
     pub const TRIE: BatchOps = BatchOps {

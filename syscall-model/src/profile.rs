@@ -139,6 +139,22 @@ pub struct KernelProfile {
     /// program fd that is not open is EBADF, a file that is not a program EINVAL); 6.12 and
     /// 6.18 turn every failure into ENOMEM (seen on the host's 6.18.44).
     pub cpumap_update_returns_alloc_errno: bool,
+    /// The struct_ops value types of the kernel's vmlinux BTF that `bpf_struct_ops_find_value`
+    /// knows, by BTF name and size (`sizeof(struct bpf_struct_ops_<name>)`, the only accepted
+    /// value_size). Only the two the corpus uses are listed; read from each kernel's BTF, and
+    /// both exist with these sizes in all three (7.2 adds sched_ext_ops, Qdisc_ops and others).
+    pub struct_ops_value_types: &'static [(&'static str, u32)],
+    /// 7.2: `arena_map_alloc` first asks `bpf_jit_supports_arena()` (EOPNOTSUPP without it).
+    pub arena_checks_jit: bool,
+    /// `bpf_jit_supports_arena()` of the architecture's JIT: true for x86_64 (its JIT has
+    /// arena support; not seen, as only 7.2 asks); false for riscv64 (7.2.11 refuses arenas
+    /// with EOPNOTSUPP; 6.12 does not ask and creates them).
+    pub jit_supports_arena: bool,
+    /// The host's 6.18.44 build refuses every ARENA map with EPERM, after the privilege
+    /// checks (a bad token fd or an offload ifindex still fail first) and before any attr
+    /// rule of `arena_map_alloc`. Observed, not explained by upstream source: neither 6.12 nor
+    /// 7.2 has such a check, and the caller has CAP_BPF and CAP_SYS_ADMIN.
+    pub arena_refused_eperm: bool,
 }
 
 impl KernelProfile {
@@ -185,6 +201,10 @@ impl KernelProfile {
             bpf_lsm_initialized: true,
             nr_cpus: 256,
             cpumap_update_returns_alloc_errno: false,
+            struct_ops_value_types: STRUCT_OPS_VALUE_TYPES,
+            arena_checks_jit: false,
+            jit_supports_arena: arch == Arch::X86_64,
+            arena_refused_eperm: true,
         }
     }
 
@@ -215,6 +235,7 @@ impl KernelProfile {
             bpf_lsm_initialized: true,
             nr_cpus: 128,
             cpumap_update_returns_alloc_errno: false,
+            arena_refused_eperm: false,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -240,6 +261,8 @@ impl KernelProfile {
             bpf_lsm_initialized: true,
             nr_cpus: 256,
             cpumap_update_returns_alloc_errno: true,
+            arena_checks_jit: true,
+            arena_refused_eperm: false,
             ..KernelProfile::linux_6_18(arch, num_possible_cpus)
         }
     }
@@ -282,6 +305,13 @@ impl KernelProfile {
     }
 }
 
+/// `bpf_struct_ops_bpf_dummy_ops` and `bpf_struct_ops_tcp_congestion_ops`: the same sizes in
+/// the BTF of the host's 6.18.44 x86_64 and of the riscv64 6.12.107 and 7.2.11 images.
+const STRUCT_OPS_VALUE_TYPES: &[(&str, u32)] = &[
+    ("bpf_struct_ops_bpf_dummy_ops", 128),
+    ("bpf_struct_ops_tcp_congestion_ops", 256),
+];
+
 /// Sizes of kernel structs that user space can see through `memlock` in fdinfo (and, for the
 /// LPM node, through a value-size limit). They depend on the version, the architecture and the
 /// config; each set here was read off the kernel it names (memlock of known maps, solved for the
@@ -313,6 +343,9 @@ pub struct StructSizes {
     /// `struct bpf_map`: the whole of `struct reuseport_array` before its slots, and the head
     /// of the sockmap, sockhash and XSKMAP structs (`bpf_array` is it plus 16 bytes).
     pub bpf_map: u64,
+    /// `struct bpf_rhtab` (7.2's RHASH): 536 on riscv64 7.2.11 (measured); x86_64 assumed
+    /// to differ from riscv64 as `bpf_array` does. 0 where the kernel has no RHASH.
+    pub bpf_rhtab: u64,
 }
 
 impl StructSizes {
@@ -336,6 +369,7 @@ impl StructSizes {
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 256,
                 bpf_map: 248,
+                bpf_rhtab: 0,
             },
             // Debian's riscv64 7.2.11 (measured in QEMU); 6.18 on riscv64 is assumed alike.
             (Arch::Riscv64, _) => StructSizes {
@@ -354,6 +388,7 @@ impl StructSizes {
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 296,
                 bpf_map: 288,
+                bpf_rhtab: 536,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
             // 7.2 sizes are assumed alike except for the 6.12 LPM node.
@@ -373,6 +408,7 @@ impl StructSizes {
                 bpf_dtab_netdev: 64,
                 bpf_cpu_map: 304,
                 bpf_map: 296,
+                bpf_rhtab: 544,
             },
         }
     }

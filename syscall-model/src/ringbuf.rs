@@ -1,11 +1,13 @@
-//! kernel/bpf/ringbuf.c: BPF_MAP_TYPE_RINGBUF. Its data moves through mmap and poll; every
-//! element command from the syscall is ENOTSUPP (524).
+//! kernel/bpf/ringbuf.c: BPF_MAP_TYPE_RINGBUF and BPF_MAP_TYPE_USER_RINGBUF (the same
+//! allocation and element ops; only mmap and poll differ: a user ring buffer is written by user
+//! space and drained by programs). Data moves through mmap and poll; every element command from
+//! the syscall is ENOTSUPP (524).
 
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
-use crate::uapi::{map_flags::*, MapCreateAttr};
+use crate::uapi::{map_flags::*, MapCreateAttr, MapType};
 
 const FILE: &str = "kernel/bpf/ringbuf.c";
 
@@ -27,6 +29,11 @@ pub fn ringbuf_map_alloc(
         };
     check!(ctx, F, attr.map_flags & !mask != 0 => Errno::EINVAL,
         "map_flags within NUMA_NODE (access flags are refused too)", "map_flags={:#x}", attr.map_flags);
+    if attr.has(BPF_F_RB_OVERWRITE) {
+        let t = attr.map_type();
+        check!(ctx, F, t != MapType::RINGBUF => Errno::EINVAL,
+            "BPF_F_RB_OVERWRITE only on a RINGBUF (not a USER_RINGBUF)", "map_type={t:?}");
+    }
     let page = ctx.profile().page_size;
     check!(ctx, F, attr.key_size != 0 || attr.value_size != 0 || !attr.max_entries.is_power_of_two()
             || !attr.max_entries.is_multiple_of(page) => Errno::EINVAL,

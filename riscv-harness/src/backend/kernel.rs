@@ -132,6 +132,11 @@ impl Backend for KernelBackend {
         "kernel"
     }
 
+    fn btf_vmlinux_id(&self, name: &str) -> Option<u32> {
+        let btf = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+        btf_struct_id(&btf, name)
+    }
+
     fn num_possible_cpus(&self) -> u32 {
         self.ncpus
     }
@@ -278,6 +283,46 @@ impl Backend for KernelBackend {
             Ok(fd)
         }
     }
+}
+
+/// The id of the struct called `name` in a raw BTF blob (the format of
+/// /sys/kernel/btf/vmlinux: a header, then the type records, then the strings).
+pub fn btf_struct_id(btf: &[u8], name: &str) -> Option<u32> {
+    let u32_at =
+        |o: usize| -> Option<u32> { Some(u32::from_le_bytes(btf.get(o..o + 4)?.try_into().ok()?)) };
+    if btf.get(0..2)? != [0x9f, 0xeb] {
+        return None;
+    }
+    let hdr_len = u32_at(4)? as usize;
+    let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+    let str_off = u32_at(16)? as usize;
+    let types = hdr_len + type_off;
+    let strings = hdr_len + str_off;
+    let mut p = types;
+    let mut id = 1u32;
+    while p + 12 <= types + type_len {
+        let (name_off, info) = (u32_at(p)? as usize, u32_at(p + 4)?);
+        let kind = (info >> 24) & 0x1f;
+        let vlen = (info & 0xffff) as usize;
+        if kind == 4 {
+            let s = btf.get(strings + name_off..)?;
+            let end = s.iter().position(|b| *b == 0)?;
+            if &s[..end] == name.as_bytes() {
+                return Some(id);
+            }
+        }
+        // What follows each kind's 12-byte record (include/uapi/linux/btf.h).
+        p += 12
+            + match kind {
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                _ => 0,
+            };
+        id += 1;
+    }
+    None
 }
 
 /// `num_possible_cpus()` from /sys/devices/system/cpu/possible (`0-1`, `0,2-3`).

@@ -50,6 +50,9 @@ pub trait Backend {
     /// Run on this one CPU from now on (`sched_setaffinity`). Every scenario starts on CPU 0,
     /// because the LRU maps keep per-CPU lists and a call's CPU decides which one it uses.
     fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno>;
+    /// The id of the struct `name` in this kernel's vmlinux BTF (`btf_id(NAME)` in a
+    /// scenario), if it has one.
+    fn btf_vmlinux_id(&self, name: &str) -> Option<u32>;
 }
 
 /// Maps `@bpffs` and `@tmp` prefixes onto a backend's two directories.

@@ -124,4 +124,8 @@ impl Backend for ModelBackend {
     fn open(&mut self, path: &str) -> Result<i32, Errno> {
         self.process.open_other(path)
     }
+
+    fn btf_vmlinux_id(&self, name: &str) -> Option<u32> {
+        syscall_model::bpf_struct_ops::btf_vmlinux_type_id(&self.process.kernel.profile, name)
+    }
 }

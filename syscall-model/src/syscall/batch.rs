@@ -76,6 +76,8 @@ pub fn bpf_map_do_batch(ctx: &mut Ctx, attr: &Attr, uattr: u64, cmd: BpfCmd) -> 
         )),
         (BatchImpl::Htab, BpfCmd::MAP_LOOKUP_BATCH) => htab_lookup_batch(ctx, &map, &b, false),
         (BatchImpl::Htab, _) => htab_lookup_batch(ctx, &map, &b, true),
+        (BatchImpl::Rhtab, BpfCmd::MAP_LOOKUP_BATCH) => rhtab_lookup_batch(ctx, &map, &b, false),
+        (BatchImpl::Rhtab, _) => rhtab_lookup_batch(ctx, &map, &b, true),
         (BatchImpl::Generic, BpfCmd::MAP_LOOKUP_BATCH) => generic_map_lookup_batch(ctx, &map, &b),
         (BatchImpl::Generic, BpfCmd::MAP_UPDATE_BATCH) => generic_map_update_batch(ctx, &map, &b),
         (BatchImpl::Generic, _) => generic_map_delete_batch(ctx, &map, &b),
@@ -395,4 +397,107 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
         &total.to_le_bytes(),
     )?;
     result
+}
+
+/// `__rhtab_map_lookup_and_delete_batch()` (7.2, kernel/bpf/hashtab.c): up to `count`
+/// elements in walk order from the key in `in_batch`, which must still be in the table
+/// (EAGAIN otherwise). `out_batch` gets the key of the next element to return, and only when
+/// one follows; the last batch is ENOENT with its elements written. Deleting happens after
+/// the walk and before the copies, so elements stay deleted if a copy faults.
+fn rhtab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Result<(), Errno> {
+    const F: &str = "__rhtab_map_lookup_and_delete_batch";
+    const H: &str = "kernel/bpf/hashtab.c";
+    ctx.enter(F, H, || {
+        if delete {
+            "lookup and delete".into()
+        } else {
+            "lookup".into()
+        }
+    });
+    bpf_map_check_op_flags(ctx, map, b.elem_flags, BPF_F_LOCK)?;
+    check!(ctx, F, b.flags != 0 => Errno::EINVAL, "batch.flags is 0", "flags={:#x}", b.flags);
+    if b.count == 0 {
+        return Ok(());
+    }
+    zero_count(ctx, F, b)?;
+    let ksize = map.desc.key_size as usize;
+    let vsize = map.desc.value_size as usize;
+    let mut elem: Option<Vec<u8>> = if b.in_batch != 0 {
+        let cursor = ctx.copy_from_user(F, "in_batch (a key) is readable", b.in_batch, ksize)?;
+        let mut v = vec![0u8; vsize];
+        let r = map
+            .ops()
+            .map_lookup_elem_sys(ctx, &map.desc, &cursor, &mut v, 0);
+        if r.is_err() {
+            return Err(ctx.fail(
+                F,
+                H,
+                "the in_batch key is still in the table (else the walk lost its place)",
+                Errno::EAGAIN,
+                String::new,
+            ));
+        }
+        Some(cursor)
+    } else {
+        first_key(ctx, map, None)
+    };
+    let (mut keys, mut values, mut taken) = (Vec::new(), Vec::new(), Vec::new());
+    let mut total = 0u32;
+    while total < b.count {
+        let Some(key) = elem.take() else { break };
+        let mut v = vec![0u8; vsize];
+        map.ops()
+            .map_lookup_elem_sys(ctx, &map.desc, &key, &mut v, b.elem_flags)?;
+        keys.extend_from_slice(&key);
+        values.extend_from_slice(&v);
+        elem = first_key(ctx, map, Some(&key));
+        taken.push(key);
+        total += 1;
+    }
+    if delete {
+        for k in &taken {
+            map.ops().map_delete_elem(ctx, &map.desc, k)?;
+        }
+    }
+    if total == 0 {
+        return Err(ctx.fail(
+            F,
+            H,
+            "the table has an element from the cursor on",
+            Errno::ENOENT,
+            String::new,
+        ));
+    }
+    let result = if elem.is_none() {
+        ctx.note(
+            F,
+            H,
+            "no element follows: the batch ends with ENOENT",
+            String::new,
+        );
+        Err(Errno::ENOENT)
+    } else {
+        Ok(())
+    };
+    ctx.copy_to_user(F, "the keys array is writable", b.keys, &keys)?;
+    ctx.copy_to_user(F, "the values array is writable", b.values, &values)?;
+    ctx.copy_to_user(
+        F,
+        "put_user(total, count): the attr is writable",
+        b.ucount,
+        &total.to_le_bytes(),
+    )?;
+    if let Some(next) = elem {
+        ctx.copy_to_user(F, "out_batch is writable for a key", b.out_batch, &next)?;
+    }
+    result
+}
+
+/// `rhashtable_next_key(ht, key)` for a key that is in the table (or NULL: the first).
+fn first_key(ctx: &mut Ctx, map: &BpfMap, key: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut next = vec![0u8; map.desc.key_size as usize];
+    map.ops()
+        .map_get_next_key(ctx, &map.desc, key, &mut next)
+        .ok()
+        .map(|()| next)
 }
