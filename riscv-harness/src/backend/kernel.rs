@@ -390,6 +390,14 @@ pub fn bpf_available() -> Result<(), String> {
 }
 
 /// Runs `f` in a forked child with only fds 0-2 open and returns what it produced.
+/// Closes every fd from `first` on (`close_range`).
+pub fn close_fds_from(first: u32) {
+    // SAFETY: close_range takes plain numbers; closing fds this process owns.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32);
+    }
+}
+
 pub fn run_isolated(f: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Vec<u8>> {
     const SHARED: usize = 64 << 20;
     // SAFETY: an anonymous shared mapping the child writes its result into.
@@ -419,7 +427,7 @@ pub fn run_isolated(f: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Vec<u8>> {
     if pid == 0 {
         // SAFETY: in the child: drop every inherited fd past 2, make sure 0-2 are open.
         unsafe {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            close_fds_from(3);
             for fd in 0..3 {
                 if libc::fcntl(fd, libc::F_GETFD) < 0 {
                     libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
