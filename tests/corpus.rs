@@ -129,7 +129,8 @@ fn the_corpus_reaches_every_errno_path() {
 }
 
 /// Every check in the model's source, as `ERRNO: rule`: the `check!(.. => Errno::X, "rule"`,
-/// `ctx.fail(.., "rule", Errno::X` and `copy_*_user(F, "rule"` (EFAULT) sites.
+/// `ctx.fail(.., "rule", Errno::X`, `perr(Errno::X, "function", "rule"` (fs/namei.c) and
+/// `copy_*_user(F, "rule"` (EFAULT) sites.
 fn check_sites_in_source() -> std::collections::BTreeSet<String> {
     fn string_at(s: &str) -> Option<String> {
         let s = s.trim_start();
@@ -192,6 +193,28 @@ fn check_sites_in_source() -> std::collections::BTreeSet<String> {
                 if let Some(start) = body.rfind('"') {
                     sites.insert(format!("{errno}: {}", &body[start + 1..]));
                 }
+            }
+        }
+        // inode.rs reports fs/namei.c failures as `perr(Errno::X, "function", "rule")`.
+        for (i, _) in src.match_indices("perr(Errno::") {
+            let after = &src[i + "perr(Errno::".len()..];
+            let errno = ident(after);
+            let rest = after[errno.len()..]
+                .trim_start()
+                .strip_prefix(',')
+                .unwrap_or("");
+            let Some(func) = string_at(rest) else {
+                continue;
+            };
+            let Some(q) = rest.find(&format!("\"{func}\"")) else {
+                continue;
+            };
+            let rest = rest[q + func.len() + 2..]
+                .trim_start()
+                .strip_prefix(',')
+                .unwrap_or("");
+            if let Some(rule) = string_at(rest) {
+                sites.insert(format!("{errno}: {rule}"));
             }
         }
         for pat in ["copy_from_user(", "copy_to_user("] {

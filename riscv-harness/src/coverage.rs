@@ -184,6 +184,9 @@ impl Backend for Watch {
     fn btf_vmlinux_id(&self, name: &str) -> Option<u32> {
         self.inner.btf_vmlinux_id(name)
     }
+    fn drop_privileges(&mut self, uid: u32, keep: u64) -> Result<(), Errno> {
+        self.inner.drop_privileges(uid, keep)
+    }
 }
 
 impl Coverage {

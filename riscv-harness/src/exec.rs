@@ -156,11 +156,13 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             "get_fd_by_id" => &["id", "open_flags", "size"],
             "info" => &["fd", "info", "info_len", "size"],
             "fdinfo" => &["fd"],
+            "drop_privileges" => &["uid", "keep"],
             "close" | "walk" | "dump" | "open" => &[],
             _ => &[],
         };
         let max_positional = match st.func.as_str() {
-            "map_create" | "raw" | "get_next_id" | "get_fd_by_id" | "obj_get" => 0,
+            "map_create" | "raw" | "get_next_id" | "get_fd_by_id" | "obj_get"
+            | "drop_privileges" => 0,
             "walk" | "dump" => 2,
             _ => 1,
         };
@@ -214,6 +216,40 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
         }
     }
     Ok(())
+}
+
+/// The uid `drop_privileges()` takes without `uid=`: nobody.
+pub const NOBODY_UID: u32 = 65534;
+
+/// Capabilities by name, for `drop_privileges(keep=BPF|PERFMON)`.
+pub const CAPABILITY_NAMES: &[(&str, u32)] = &[
+    ("NET_ADMIN", 12),
+    ("SYS_ADMIN", 21),
+    ("PERFMON", 38),
+    ("BPF", 39),
+];
+
+/// A capability set written as `BPF|PERFMON` (or one name).
+fn capabilities(e: &Expr) -> Result<u64, String> {
+    match e {
+        Expr::Name(n) => CAPABILITY_NAMES
+            .iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, bit)| 1u64 << bit)
+            .ok_or_else(|| {
+                let known: Vec<&str> = CAPABILITY_NAMES.iter().map(|(n, _)| *n).collect();
+                format!("unknown capability `{n}` (known: {})", known.join(", "))
+            }),
+        Expr::Or(parts) => parts
+            .iter()
+            .try_fold(0, |acc, p| Ok(acc | capabilities(p)?)),
+        _ => Err("keep takes capability names: keep=BPF|PERFMON".to_string()),
+    }
+}
+
+/// Whether a scenario gives up root somewhere (such a scenario needs a process of its own).
+pub fn drops_privileges(s: &Scenario) -> bool {
+    s.stmts().any(|st| st.func == "drop_privileges")
 }
 
 /// Runs every statement of `s` on `be`.
@@ -379,6 +415,32 @@ impl Exec<'_> {
                     return serr(st.line, st.func_col, format!("cpu {n} is not a CPU number"));
                 };
                 let r = self.be.set_cpu(cpu);
+                return Ok(self.finish(st, r.map(|()| 0)));
+            }
+            "drop_privileges" => {
+                let uid = match st.arg("uid").map(|a| &a.value) {
+                    None => NOBODY_UID,
+                    Some(Expr::Int(n)) => match u32::try_from(*n) {
+                        Ok(uid) if uid != 0 => uid,
+                        _ => {
+                            return serr(
+                                st.line,
+                                st.func_col,
+                                format!("uid {n} is not a non-root uid"),
+                            )
+                        }
+                    },
+                    Some(_) => return serr(st.line, st.func_col, "uid takes a number"),
+                };
+                let keep = match st.arg("keep") {
+                    None => 0,
+                    Some(a) => capabilities(&a.value).map_err(|msg| ScenarioError {
+                        line: st.line,
+                        col: a.col,
+                        msg,
+                    })?,
+                };
+                let r = self.be.drop_privileges(uid, keep);
                 return Ok(self.finish(st, r.map(|()| 0)));
             }
             "mkdir" | "unlink" => {

@@ -69,7 +69,25 @@ pub fn host_profile() -> anyhow::Result<(KernelProfile, Option<String>)> {
     let release = kernel::kernel_release();
     let ncpus = kernel::possible_cpus()?;
     let arch = Arch::native().context("the model knows x86_64 and riscv64 only")?;
-    Ok(profile_for(&release, arch, ncpus))
+    let (profile, note) = profile_for(&release, arch, ncpus);
+    Ok((with_live_sysctls(profile), note))
+}
+
+/// `profile` with what the running machine sets for itself: the sysctls a profile records
+/// (`kernel.unprivileged_bpf_disabled`, whose default is a build option and which root may
+/// change), read from /proc when it can be.
+pub fn with_live_sysctls(mut profile: KernelProfile) -> KernelProfile {
+    let read = |name: &str| -> Option<u32> {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    if let Some(v) = read("unprivileged_bpf_disabled") {
+        profile.unprivileged_bpf_disabled = v;
+    }
+    profile
 }
 
 /// One scenario on the model.

@@ -680,6 +680,7 @@ pub const KNOWN_CALLS: &[&str] = &[
     "update_batch",
     "delete_batch",
     "cpu",
+    "drop_privileges",
 ];
 
 /// The functions a value can use.

@@ -18,12 +18,16 @@ pub mod cap {
     pub const CAP_SYS_ADMIN: u32 = 21;
     pub const CAP_PERFMON: u32 = 38;
     pub const CAP_BPF: u32 = 39;
+    pub const CAP_DAC_OVERRIDE: u32 = 1;
+    pub const CAP_DAC_READ_SEARCH: u32 = 2;
+    pub const CAP_FOWNER: u32 = 3;
 }
 
-/// The caller's credentials: its uid and effective capabilities.
+/// The caller's credentials: its (fs)uid and (fs)gid, and its effective capabilities.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cred {
     pub uid: u32,
+    pub gid: u32,
     pub caps: u64,
 }
 
@@ -32,13 +36,18 @@ impl Cred {
     pub fn root() -> Cred {
         Cred {
             uid: 0,
+            gid: 0,
             caps: u64::MAX,
         }
     }
 
-    /// An ordinary user without capabilities.
+    /// An ordinary user (in the group of the same number) without capabilities.
     pub fn user(uid: u32) -> Cred {
-        Cred { uid, caps: 0 }
+        Cred {
+            uid,
+            gid: uid,
+            caps: 0,
+        }
     }
 
     /// `capable(cap)`.
@@ -210,11 +219,14 @@ impl Process {
     /// ENOENT if the namespace has no such path.
     pub fn open_other(&self, path: &str) -> Result<i32, Errno> {
         let path = crate::inode::normalize("/", path);
-        let kind = match self.kernel.vfs().get(&path) {
-            None => return Err(Errno::ENOENT),
-            Some(crate::inode::Node::Dir { .. }) => FileKind::Dir { path },
-            Some(_) => FileKind::Other { path },
+        let vfs = self.kernel.vfs();
+        let inode = vfs.lookup(&self.cred, &path).map_err(|e| e.errno)?;
+        crate::inode::generic_permission(&self.cred, inode, crate::inode::MAY_READ)?;
+        let kind = match inode.node {
+            crate::inode::Node::Dir { .. } => FileKind::Dir { path },
+            _ => FileKind::Other { path },
         };
+        drop(vfs);
         self.fds().install(File {
             kind,
             f_mode: FMode::RDONLY,
@@ -223,13 +235,17 @@ impl Process {
 
     /// `mkdir(path)` in the model's namespace.
     pub fn mkdir(&self, path: &str) -> Result<(), Errno> {
-        self.kernel.vfs().mkdir(&crate::inode::normalize("/", path))
+        self.kernel
+            .vfs()
+            .mkdir(&self.cred, &crate::inode::normalize("/", path))
+            .map_err(|e| e.errno)
     }
 
     /// `unlink(path)` in the model's namespace.
     pub fn unlink(&self, path: &str) -> Result<(), Errno> {
         self.kernel
             .vfs()
-            .unlink(&crate::inode::normalize("/", path))
+            .unlink(&self.cred, &crate::inode::normalize("/", path))
+            .map_err(|e| e.errno)
     }
 }

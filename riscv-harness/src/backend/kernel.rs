@@ -34,6 +34,9 @@ fn errno() -> Errno {
 impl KernelBackend {
     pub fn new() -> anyhow::Result<KernelBackend> {
         let ncpus = possible_cpus()?;
+        // The model creates files and directories with the umask 022.
+        // SAFETY: umask takes a number and cannot fail.
+        unsafe { libc::umask(0o022) };
         // SAFETY: an anonymous PROT_NONE mapping; only its address is used, as a pointer that
         // faults.
         let guard = unsafe {
@@ -61,6 +64,12 @@ impl KernelBackend {
     }
 }
 
+/// The directory a scenario process `pid` keeps its bpffs mount point and its plain
+/// directory in.
+fn scratch_dir(pid: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bpfmodel-{pid}"))
+}
+
 /// A bpffs of our own: in a private mount namespace (so nothing leaks to the host's mounts),
 /// mounted on a fresh directory, plus a plain directory beside it.
 fn private_bpffs() -> anyhow::Result<(String, String)> {
@@ -78,10 +87,13 @@ fn private_bpffs() -> anyhow::Result<(String, String)> {
             std::ptr::null(),
         );
     }
-    let base = std::env::temp_dir().join(format!("bpfmodel-{}", std::process::id()));
+    let base = scratch_dir(std::process::id());
     let (bpffs, tmp) = (base.join("bpffs"), base.join("tmp"));
     std::fs::create_dir_all(&bpffs).with_context(|| format!("creating {}", bpffs.display()))?;
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    // The model's /tmp is 01777 like any /tmp: so is this stand-in for it.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        .with_context(|| format!("chmod 1777 {}", tmp.display()))?;
     let src = CString::new("bpf")?;
     let dst = CString::new(bpffs.to_string_lossy().as_bytes())?;
     // SAFETY: as above.
@@ -235,6 +247,50 @@ impl Backend for KernelBackend {
             })
         });
         super::map_path(scenario_path, bpffs, tmp)
+    }
+
+    /// Keeps the permitted capabilities across the uid change (PR_SET_KEEPCAPS), leaves every
+    /// supplementary group, moves to `uid` and the gid of the same number, then makes `keep`
+    /// the effective and permitted sets (capset, version 3).
+    fn drop_privileges(&mut self, uid: u32, keep: u64) -> Result<(), Errno> {
+        #[repr(C)]
+        struct CapHeader {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct CapData {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+        let mut hdr = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let half = |shift: u32| CapData {
+            effective: (keep >> shift) as u32,
+            permitted: (keep >> shift) as u32,
+            inheritable: 0,
+        };
+        let data = [half(0), half(32)];
+        // The private bpffs must exist before root is gone: making it needs CAP_SYS_ADMIN.
+        let _ = self.path("@bpffs");
+        // SAFETY: prctl, setresgid and setresuid take numbers; capset reads the header and two
+        // data structs laid out as <linux/capability.h> has them.
+        unsafe {
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0
+                || libc::setgroups(0, std::ptr::null()) < 0
+                || libc::setresgid(uid, uid, uid) < 0
+                || libc::setresuid(uid, uid, uid) < 0
+                || libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0
+            {
+                return Err(errno());
+            }
+        }
+        Ok(())
     }
 
     fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno> {
@@ -446,6 +502,8 @@ pub fn run_isolated(f: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Vec<u8>> {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    // A child that gave up root could not remove its scratch directory; its parent can.
+    let _ = std::fs::remove_dir_all(scratch_dir(pid as u32));
     let result = if r < 0 {
         Err(anyhow::anyhow!(
             "waitpid failed: {}",

@@ -50,6 +50,10 @@ pub trait Backend {
     /// Run on this one CPU from now on (`sched_setaffinity`). Every scenario starts on CPU 0,
     /// because the LRU maps keep per-CPU lists and a call's CPU decides which one it uses.
     fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno>;
+    /// From now on run as `uid` (and its gid) with only the capabilities in the bit set `keep`
+    /// (`drop_privileges()` in a scenario). There is no way back: a backend that runs scenarios
+    /// in a long-lived process must give such a scenario a process of its own.
+    fn drop_privileges(&mut self, uid: u32, keep: u64) -> Result<(), Errno>;
     /// The id of the struct `name` in this kernel's vmlinux BTF (`btf_id(NAME)` in a
     /// scenario), if it has one.
     fn btf_vmlinux_id(&self, name: &str) -> Option<u32>;

@@ -125,6 +125,15 @@ impl Backend for ModelBackend {
         self.process.open_other(path)
     }
 
+    fn drop_privileges(&mut self, uid: u32, keep: u64) -> Result<(), Errno> {
+        self.process.cred = syscall_model::Cred {
+            uid,
+            gid: uid,
+            caps: keep,
+        };
+        Ok(())
+    }
+
     fn btf_vmlinux_id(&self, name: &str) -> Option<u32> {
         syscall_model::bpf_struct_ops::btf_vmlinux_type_id(&self.process.kernel.profile, name)
     }

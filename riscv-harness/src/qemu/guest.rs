@@ -51,6 +51,7 @@ pub fn run(emit: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
     }
     let arch = Arch::native().context("unknown guest architecture")?;
     let (profile, note) = runner::profile_for(&release, arch, ncpus);
+    let profile = runner::with_live_sysctls(profile);
     let hello = format!(
         "{release}\t{ncpus}\t{}\t{}",
         profile.label(),
@@ -61,7 +62,12 @@ pub fn run(emit: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
     let scenarios = runner::load(&[PathBuf::from(SCENARIO_DIR)])?;
     for s in &scenarios {
         let model = runner::run_model(s, &profile);
-        let kernel = runner::run_kernel_in_process(s)?;
+        // Giving up root is for good, so such a scenario gets a process of its own.
+        let kernel = if crate::exec::drops_privileges(s) {
+            runner::run_kernel(s)?
+        } else {
+            runner::run_kernel_in_process(s)?
+        };
         let rel = s
             .path
             .strip_prefix(SCENARIO_DIR)

@@ -298,6 +298,11 @@ fn path_base(
     }
 }
 
+/// A failed path operation, reported under the fs/namei.c function that decided it.
+fn path_fail(ctx: &mut Ctx, e: crate::inode::PathError, path: &str) -> Errno {
+    ctx.fail(e.func, "fs/namei.c", e.rule, e.errno, || path.to_string())
+}
+
 /// `bpf_obj_pin()` and `bpf_obj_pin_user()` (kernel/bpf/inode.c).
 pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     const F: &str = "bpf_obj_pin";
@@ -333,26 +338,25 @@ pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let dirfd = (file_flags & BPF_F_PATH_FD != 0).then_some(path_fd);
     let base = path_base(ctx, "bpf_obj_do_pin", &name, dirfd)?;
     let path = crate::inode::normalize(&base, &name);
+    let cred = ctx.cred().clone();
     let vfs = ctx.kernel.vfs();
-    let created = vfs.path_create(&path);
+    let created = vfs.path_create(&cred, &path).cloned();
     drop(vfs);
-    let bpffs = match created {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(ctx.fail(
-                "user_path_create",
-                "fs/namei.c",
-                "the parent exists and the name is free",
-                e,
-                || path.clone(),
-            ))
-        }
-    };
+    let dir = created.map_err(|e| path_fail(ctx, e, &path))?;
+    let bpffs = matches!(dir.node, crate::inode::Node::Dir { bpffs: true });
     check!(ctx, "bpf_obj_do_pin", !bpffs => Errno::EPERM,
         "the parent directory is in a bpf filesystem", "{path} is not under a bpffs");
-    ctx.kernel
-        .vfs()
-        .insert(path.clone(), crate::inode::Node::Map(map));
+    // vfs_mkobj(): the pin is a new inode in the directory, 0600 of the caller.
+    crate::inode::Vfs::may_create(&cred, &dir).map_err(|e| path_fail(ctx, e, &path))?;
+    ctx.kernel.vfs().insert(
+        path.clone(),
+        crate::inode::Inode {
+            node: crate::inode::Node::Map(map),
+            uid: cred.uid,
+            gid: cred.gid,
+            mode: crate::inode::PIN_MODE,
+        },
+    );
     ctx.note("bpf_obj_do_pin", I, "pinned", || path);
     Ok(())
 }
@@ -376,19 +380,32 @@ pub fn bpf_obj_get(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
     let dirfd = (file_flags & BPF_F_PATH_FD != 0).then_some(path_fd);
     let base = path_base(ctx, G, &name, dirfd)?;
     let path = crate::inode::normalize(&base, &name);
-    let node = ctx.kernel.vfs().get(&path).cloned();
-    let map = match node {
-        None => {
-            return Err(ctx.fail(
-                "user_path_at",
-                "fs/namei.c",
-                "the path exists",
-                Errno::ENOENT,
-                || path.clone(),
-            ))
-        }
-        Some(crate::inode::Node::Map(m)) => m,
-        Some(_) => {
+    let cred = ctx.cred().clone();
+    let found = ctx.kernel.vfs().lookup(&cred, &path).cloned();
+    let inode = found.map_err(|e| path_fail(ctx, e, &path))?;
+    // path_permission(ACC_MODE(flags)): reading needs r, writing w, in the pin's own mode.
+    let mask = match f_mode {
+        m if m == crate::fd::FMode::RDONLY => crate::inode::MAY_READ,
+        m if m == crate::fd::FMode::WRONLY => crate::inode::MAY_WRITE,
+        _ => crate::inode::MAY_READ | crate::inode::MAY_WRITE,
+    };
+    if let Err(e) = crate::inode::generic_permission(&cred, &inode, mask) {
+        return Err(ctx.fail(
+            G,
+            "kernel/bpf/inode.c",
+            "path_permission(): the pin's mode lets the caller open it as file_flags ask",
+            e,
+            || {
+                format!(
+                    "{path}: mode {:o} uid {} gid {}",
+                    inode.mode, inode.uid, inode.gid
+                )
+            },
+        ));
+    }
+    let map = match inode.node {
+        crate::inode::Node::Map(m) => m,
+        _ => {
             return Err(ctx.fail(
                 "bpf_inode_type",
                 "kernel/bpf/inode.c",
