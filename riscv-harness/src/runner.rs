@@ -8,6 +8,7 @@ use crate::scenario::{self, Scenario};
 use crate::transcript::{compare, render_divergence, Transcript};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
+use syscall_model::profile::KernelVersion;
 use syscall_model::{Arch, KernelProfile};
 
 /// Every `.bpfs` file named, or found under a named folder, sorted.
@@ -54,14 +55,43 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
 
 /// The model profile for a kernel release, and a note when no profile matches exactly.
 pub fn profile_for(release: &str, arch: Arch, ncpus: u32) -> (KernelProfile, Option<String>) {
-    match KernelProfile::for_release(release, arch, ncpus) {
-        Some(p) => (p, None),
-        None => {
-            let p = KernelProfile::linux_6_18(arch, ncpus);
-            let note = format!("no model profile for Linux {release}; using {}", p.label());
+    let Some(v) = KernelVersion::parse_release(release) else {
+        let p = KernelProfile::linux_6_18(arch, ncpus);
+        let note = format!(
+            "cannot read a version in the kernel release {release:?}; using {}",
+            p.label()
+        );
+        return (p, Some(note));
+    };
+    match KernelProfile::nearest(v, arch, ncpus) {
+        (p, true) => (p, None),
+        (p, false) => {
+            let note = format!(
+                "no model profile for Linux {release}; using the nearest, {}",
+                p.label()
+            );
             (p, Some(note))
         }
     }
+}
+
+/// `--profile VERSION`: the named profile for this machine's architecture and CPUs, in place
+/// of the one its kernel version picks.
+pub fn profile_override(version: &str) -> anyhow::Result<KernelProfile> {
+    let v = KernelVersion::parse_release(version)
+        .with_context(|| format!("--profile {version:?} is not a kernel version such as 6.12"))?;
+    let ncpus = kernel::possible_cpus()?;
+    let arch = Arch::native().context("the model knows x86_64 and riscv64 only")?;
+    KernelProfile::for_version(v, arch, ncpus).with_context(|| {
+        let known: Vec<String> = KernelProfile::all(arch, ncpus)
+            .iter()
+            .map(|p| p.version.to_string())
+            .collect();
+        format!(
+            "no model profile for Linux {v} (profiles: {})",
+            known.join(", ")
+        )
+    })
 }
 
 /// The model profile for the running kernel, and a warning when no profile matches exactly.

@@ -279,9 +279,41 @@ impl KernelProfile {
     /// The profile for a running kernel's release string; `None` if no profile covers it.
     pub fn for_release(release: &str, arch: Arch, num_possible_cpus: u32) -> Option<KernelProfile> {
         let v = KernelVersion::parse_release(release)?;
+        KernelProfile::for_version(v, arch, num_possible_cpus)
+    }
+
+    /// The profile of exactly this version, if there is one.
+    pub fn for_version(
+        v: KernelVersion,
+        arch: Arch,
+        num_possible_cpus: u32,
+    ) -> Option<KernelProfile> {
         KernelProfile::all(arch, num_possible_cpus)
             .into_iter()
             .find(|p| p.version == v)
+    }
+
+    /// The profile to use for a kernel of version `v`: its own, or else the nearest lower
+    /// one (a kernel keeps the rules of the last release the model knows until it learns the
+    /// new ones), or else, for a kernel older than every profile, the oldest. The flag says
+    /// whether the profile is the kernel's own.
+    pub fn nearest(v: KernelVersion, arch: Arch, num_possible_cpus: u32) -> (KernelProfile, bool) {
+        let all = KernelProfile::all(arch, num_possible_cpus);
+        let own = all.iter().position(|p| p.version == v);
+        let lower = all
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.version <= v)
+            .max_by_key(|(_, p)| p.version)
+            .map(|(i, _)| i);
+        let oldest = all
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, p)| p.version)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let i = own.or(lower).unwrap_or(oldest);
+        (all[i].clone(), own.is_some())
     }
 
     /// A short label: `linux-6.18/x86_64/2cpu`.
@@ -449,6 +481,31 @@ const LAST_FIELDS: &[(BpfCmd, usize)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v(major: u32, minor: u32) -> KernelVersion {
+        KernelVersion { major, minor }
+    }
+
+    #[test]
+    fn an_unknown_version_takes_the_nearest_lower_profile() {
+        let (p, own) = KernelProfile::nearest(v(6, 15), Arch::X86_64, 2);
+        assert_eq!((p.version, own), (v(6, 12), false));
+        let (p, own) = KernelProfile::nearest(v(7, 9), Arch::X86_64, 2);
+        assert_eq!((p.version, own), (v(7, 2), false));
+        let (p, own) = KernelProfile::nearest(v(6, 18), Arch::X86_64, 2);
+        assert_eq!((p.version, own), (v(6, 18), true));
+    }
+
+    #[test]
+    fn a_version_older_than_every_profile_takes_the_oldest() {
+        let oldest = KernelProfile::all(Arch::Riscv64, 2)
+            .into_iter()
+            .map(|p| p.version)
+            .min()
+            .unwrap();
+        let (p, own) = KernelProfile::nearest(v(4, 19), Arch::Riscv64, 2);
+        assert_eq!((p.version, own), (oldest, false));
+    }
 
     #[test]
     fn release_strings_parse() {

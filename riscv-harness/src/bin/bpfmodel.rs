@@ -29,6 +29,10 @@ enum Cmd {
         /// Scenario files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Model this kernel version (6.12, 6.18, 7.2) instead of the one the running kernel's
+        /// release picks (its own, or the nearest lower profile).
+        #[arg(long, value_name = "VERSION")]
+        profile: Option<String>,
     },
     /// Boot every pinned riscv64 kernel in QEMU, run the corpus on it and on the model inside
     /// the guest, run it on the host kernel too, and report each kernel's divergences.
@@ -133,7 +137,11 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { backend, paths } => run(backend, &paths),
+        Cmd::Run {
+            backend,
+            paths,
+            profile,
+        } => run(backend, &paths, profile.as_deref()),
         Cmd::QemuTest {
             q,
             no_host,
@@ -243,9 +251,15 @@ fn qemu_test(cfg: &QemuConfig, transcripts: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run(backend: BackendArg, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn run(backend: BackendArg, paths: &[PathBuf], version: Option<&str>) -> anyhow::Result<ExitCode> {
     let scenarios = runner::load(paths)?;
-    let (profile, warning) = runner::host_profile()?;
+    let (profile, warning) = match version {
+        Some(v) => (
+            runner::with_live_sysctls(runner::profile_override(v)?),
+            None,
+        ),
+        None => runner::host_profile()?,
+    };
     if let Some(w) = warning {
         eprintln!("bpfmodel: warning: {w}");
     }
