@@ -24,9 +24,12 @@ check:
 qemu-deps:
 	./scripts/qemu-deps.sh
 
-# The guest runner: the harness, static for riscv64 (linker and flags in .cargo/config.toml).
+# The guest runners: the harness, static, for riscv64 (linker and flags in .cargo/config.toml)
+# and for x86_64 (crt-static through the environment, so host builds stay dynamic).
 guest: qemu-deps
 	$(CARGO) build --release --target $(GUEST_TARGET) --bin guest-init
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+		$(CARGO) build --release --target x86_64-unknown-linux-gnu --bin guest-init
 
 # Fetch, verify and unpack the pinned kernels of images/kernels.manifest into images/cache.
 qemu-fetch: build

@@ -87,6 +87,12 @@ struct QemuArgs {
         default_value = "target/riscv64gc-unknown-linux-gnu/release/guest-init"
     )]
     guest: PathBuf,
+    /// The static x86_64 guest runner (`make guest` builds it).
+    #[arg(
+        long,
+        default_value = "target/x86_64-unknown-linux-gnu/release/guest-init"
+    )]
+    guest_x86_64: PathBuf,
     /// The scenario corpus.
     #[arg(long, default_value = "tests/scenarios")]
     scenarios: PathBuf,
@@ -106,9 +112,15 @@ impl QemuArgs {
         QemuConfig {
             manifest: self.manifest.clone(),
             cache: self.cache.clone(),
-            guest: self.guest.clone(),
+            riscv64: qemu::ArchTools {
+                qemu: "qemu-system-riscv64".into(),
+                guest: self.guest.clone(),
+            },
+            x86_64: qemu::ArchTools {
+                qemu: "qemu-system-x86_64".into(),
+                guest: self.guest_x86_64.clone(),
+            },
             scenarios: self.scenarios.clone(),
-            qemu: "qemu-system-riscv64".into(),
             timeout: std::time::Duration::from_secs(self.timeout),
             only: self.only.clone(),
             host,

@@ -70,16 +70,89 @@ pub fn console_tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Boots `image` with `initrd`, waits at most `timeout`, and decodes the results.
+/// The machine QEMU emulates for a guest architecture: riscv64's `virt` board with OpenSBI
+/// as firmware; for x86_64 a q35 PC, under KVM with the host's CPU when KVM really boots a
+/// kernel here, and TCG's `max` CPU otherwise.
+pub fn machine_args(qemu: &str, arch: &str, image: &Path) -> &'static [&'static str] {
+    const KVM: &[&str] = &["-machine", "q35", "-accel", "kvm", "-cpu", "host"];
+    const TCG: &[&str] = &["-machine", "q35", "-accel", "tcg", "-cpu", "max"];
+    match arch {
+        "x86_64" if kvm_boots(qemu, image) => KVM,
+        "x86_64" => TCG,
+        _ => &["-machine", "virt", "-bios", "default"],
+    }
+}
+
+/// Whether KVM boots `image` on this machine: /dev/kvm must open read-write, and a short trial
+/// boot must print the kernel's banner. A nested KVM can fail either way (QEMU aborting on
+/// a model-specific register, or a guest that never runs), so the answer comes from trying;
+/// it is kept for the rest of the process.
+pub fn kvm_boots(qemu: &str, image: &Path) -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let usable = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        usable && kvm_trial_boot(qemu, image, Duration::from_secs(10))
+    })
+}
+
+fn kvm_trial_boot(qemu: &str, image: &Path, limit: Duration) -> bool {
+    let Ok(mut child) = Command::new(qemu)
+        .args([
+            "-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "256",
+        ])
+        .arg("-kernel")
+        .arg(image)
+        .args(["-append", "console=ttyS0 panic=-1", "-display", "none"])
+        .args(["-monitor", "none", "-serial", "stdio", "-no-reboot"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let Some(mut out) = child.stdout.take() else {
+        let _ = child.kill();
+        return false;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(13).any(|w| w == b"Linux version") {
+                let _ = tx.send(());
+                return;
+            }
+        }
+    });
+    let booted = rx.recv_timeout(limit).is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    booted
+}
+
+/// Boots `image` (a kernel for `arch`) with `initrd`, waits at most `timeout`, and decodes
+/// the results.
 pub fn boot(
     qemu: &str,
+    arch: &str,
     image: &Path,
     initrd: &Path,
     timeout: Duration,
 ) -> anyhow::Result<GuestRun> {
     let start = Instant::now();
     let mut child = Command::new(qemu)
-        .args(["-machine", "virt", "-bios", "default", "-m", "1024"])
+        .args(machine_args(qemu, arch, image))
+        .args(["-m", "1024"])
         .args(["-smp", &GUEST_SMP.to_string()])
         .arg("-kernel")
         .arg(image)

@@ -25,11 +25,25 @@ pub struct Deb {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelSpec {
     pub name: String,
+    /// The kernel's architecture as the harness names it: `riscv64` or `x86_64`.
     pub arch: String,
     pub suite: String,
     pub debs: Vec<Deb>,
     pub image: String,
     pub config: String,
+    /// `pending REASON`: pinned, but the model does not agree with it yet, so it runs only
+    /// when named (`--kernel NAME`), never by default.
+    pub pending: Option<String>,
+}
+
+impl KernelSpec {
+    /// Debian's name for the architecture, as the archive's index paths use it.
+    pub fn deb_arch(&self) -> &str {
+        match self.arch.as_str() {
+            "x86_64" => "amd64",
+            a => a,
+        }
+    }
 }
 
 /// A kernel ready to boot.
@@ -61,6 +75,7 @@ pub fn parse_manifest(path: &Path, text: &str) -> anyhow::Result<Vec<KernelSpec>
                 debs: Vec::new(),
                 image: String::new(),
                 config: String::new(),
+                pending: None,
             }),
             ("kernel", _) => bail!("{}: expected `kernel NAME ARCH`", at()),
             (_, None) => bail!("{}: `{}` before any `kernel` line", at(), w[0]),
@@ -78,6 +93,7 @@ pub fn parse_manifest(path: &Path, text: &str) -> anyhow::Result<Vec<KernelSpec>
             }
             ("image", Some(k)) if w.len() == 2 => k.image = w[1].into(),
             ("config", Some(k)) if w.len() == 2 => k.config = w[1].into(),
+            ("pending", Some(k)) if w.len() >= 2 => k.pending = Some(w[1..].join(" ")),
             (other, _) => bail!("{}: cannot read `{other}` line: {line}", at()),
         }
     }
@@ -249,6 +265,22 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     }
 }
 
+/// A package pattern of the manifest: `*` stands for one version component, so it never
+/// spans a `-`: `linux-image-6.1.0-*-amd64-unsigned` takes `-50-` but not the `-50-rt-`
+/// flavour.
+pub fn package_match(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((pre, rest)) => {
+            let Some(tail) = s.strip_prefix(pre) else {
+                return false;
+            };
+            let end = tail.find('-').unwrap_or(tail.len());
+            (0..=end).any(|i| tail.is_char_boundary(i) && package_match(rest, &tail[i..]))
+        }
+    }
+}
+
 /// A stanza of a Packages index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -285,7 +317,7 @@ pub fn parse_packages(text: &str) -> Vec<IndexEntry> {
     out
 }
 
-/// The suite's riscv64 Packages index, checked against the SHA256 its Release file gives.
+/// The suite's Packages index for one architecture, checked against the SHA256 its Release file gives.
 fn fetch_index(
     archive: &str,
     suite: &str,
@@ -384,7 +416,7 @@ pub fn fetch(
             "{archive}/pool/main/l/linux/{}_{}_{}.deb",
             deb.name,
             deb.version.replace(':', "%3a"),
-            spec.arch
+            spec.deb_arch()
         );
         log(&format!("fetching {} {}", deb.name, deb.version));
         let (name, version, sha) = if download(&url, &file)? {
@@ -392,13 +424,19 @@ pub fn fetch(
         } else {
             // The pinned version has left the archive: take the newest of its family.
             if index.is_none() {
-                index = Some(fetch_index(&archive, &spec.suite, &spec.arch, &work, log)?);
+                index = Some(fetch_index(
+                    &archive,
+                    &spec.suite,
+                    spec.deb_arch(),
+                    &work,
+                    log,
+                )?);
             }
             let newest = index
                 .as_ref()
                 .into_iter()
                 .flatten()
-                .filter(|e| glob_match(&deb.pattern, &e.package))
+                .filter(|e| package_match(&deb.pattern, &e.package))
                 .max_by(|a, b| compare_versions(&a.version, &b.version))
                 .with_context(|| {
                     format!(
@@ -523,14 +561,31 @@ mod tests {
     }
 
     #[test]
+    fn a_package_pattern_star_is_one_version_component() {
+        let p = "linux-image-6.1.0-*-amd64-unsigned";
+        assert!(package_match(p, "linux-image-6.1.0-50-amd64-unsigned"));
+        assert!(!package_match(p, "linux-image-6.1.0-50-rt-amd64-unsigned"));
+        assert!(!package_match(
+            p,
+            "linux-image-6.1.0-50-cloud-amd64-unsigned"
+        ));
+        assert!(package_match(
+            "linux-image-6.12.*+deb13-riscv64",
+            "linux-image-6.12.107+deb13-riscv64"
+        ));
+    }
+
+    #[test]
     fn the_manifest_parses_and_errors_name_the_line() {
         let m = load_manifest(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/kernels.manifest"),
         )
         .unwrap();
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.len(), 3);
         assert_eq!(m[0].name, "riscv64-6.12");
         assert_eq!(m[1].debs.len(), 2);
+        assert_eq!((m[2].arch.as_str(), m[2].deb_arch()), ("x86_64", "amd64"));
+        assert!(m[2].pending.is_some());
         let e = parse_manifest(
             Path::new("m"),
             "kernel k riscv64\nsuite s\ndeb a 1 xyz a*\n",

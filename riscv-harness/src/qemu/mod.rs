@@ -1,4 +1,5 @@
-//! `make qemu-test`: real riscv64 kernels booted in QEMU run the corpus next to the model.
+//! `make qemu-test`: real kernels (riscv64, and x86_64 under KVM) booted in QEMU run the corpus
+//! next to the model.
 //!
 //! - [`images`]: the pinned kernel packages, fetched, verified and unpacked into a cache;
 //! - [`initramfs`]: the newc archive with the guest runner as /init and the corpus;
@@ -19,15 +20,24 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// What booting a guest of one architecture takes: the QEMU binary and the static guest
+/// runner built for it.
+#[derive(Clone, Debug)]
+pub struct ArchTools {
+    pub qemu: String,
+    pub guest: PathBuf,
+}
+
 /// Where things are.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
     pub manifest: PathBuf,
     pub cache: PathBuf,
-    /// The static riscv64 guest runner.
-    pub guest: PathBuf,
+    /// For riscv64 guests.
+    pub riscv64: ArchTools,
+    /// For x86_64 guests.
+    pub x86_64: ArchTools,
     pub scenarios: PathBuf,
-    pub qemu: String,
     pub timeout: Duration,
     /// Only these kernels (by manifest name); all if empty.
     pub only: Vec<String>,
@@ -43,13 +53,30 @@ impl QemuConfig {
         QemuConfig {
             manifest: root.join("images/kernels.manifest"),
             cache: root.join("images/cache"),
-            guest: root.join("target/riscv64gc-unknown-linux-gnu/release/guest-init"),
+            riscv64: ArchTools {
+                qemu: "qemu-system-riscv64".into(),
+                guest: root.join("target/riscv64gc-unknown-linux-gnu/release/guest-init"),
+            },
+            x86_64: ArchTools {
+                qemu: "qemu-system-x86_64".into(),
+                guest: root.join("target/x86_64-unknown-linux-gnu/release/guest-init"),
+            },
             scenarios: root.join("tests/scenarios"),
-            qemu: "qemu-system-riscv64".into(),
             timeout: Duration::from_secs(600),
             only: Vec::new(),
             host: true,
             archive: None,
+        }
+    }
+}
+
+impl QemuConfig {
+    /// The tools for guests of `arch`.
+    pub fn tools(&self, arch: &str) -> anyhow::Result<&ArchTools> {
+        match arch {
+            "riscv64" => Ok(&self.riscv64),
+            "x86_64" => Ok(&self.x86_64),
+            a => anyhow::bail!("no guest runner for the architecture {a:?} (riscv64, x86_64)"),
         }
     }
 }
@@ -111,9 +138,22 @@ pub fn fetch_all(
     log: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Vec<images::KernelFiles>> {
     let specs = images::load_manifest(&cfg.manifest)?;
+    // A pending kernel runs only when named.
     let chosen: Vec<_> = specs
         .into_iter()
-        .filter(|s| cfg.only.is_empty() || cfg.only.contains(&s.name))
+        .filter(|s| {
+            if cfg.only.is_empty() {
+                if let Some(why) = &s.pending {
+                    log(&format!(
+                        "{}: pending ({why}); run it with --kernel {}",
+                        s.name, s.name
+                    ));
+                }
+                s.pending.is_none()
+            } else {
+                cfg.only.contains(&s.name)
+            }
+        })
         .collect();
     if chosen.is_empty() {
         anyhow::bail!(
@@ -138,18 +178,27 @@ pub fn run(cfg: &QemuConfig, log: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Vec<
     let paths = runner::collect_scenarios(std::slice::from_ref(&cfg.scenarios))?;
     // Parse locally first: a broken scenario is reported here, with its line, not in a guest.
     runner::load(std::slice::from_ref(&cfg.scenarios))?;
-    if !cfg.guest.is_file() {
-        anyhow::bail!(
-            "the guest runner {} is missing: build it with `make guest` (cargo build --release \
-             --target riscv64gc-unknown-linux-gnu --bin guest-init)",
-            cfg.guest.display()
-        );
-    }
-    warn_if_stale(&cfg.guest, log);
-    let cpio = boot::build_initramfs(&cfg.guest, &paths, &cfg.scenarios)?;
+    // One initramfs per guest architecture: the same corpus, that architecture's runner.
     std::fs::create_dir_all(&cfg.cache)?;
-    let initrd = cfg.cache.join("initramfs.cpio");
-    std::fs::write(&initrd, cpio).with_context(|| format!("writing {}", initrd.display()))?;
+    let mut initrds = std::collections::BTreeMap::new();
+    for k in &kernels {
+        let arch = k.spec.arch.as_str();
+        if initrds.contains_key(arch) {
+            continue;
+        }
+        let tools = cfg.tools(arch)?;
+        if !tools.guest.is_file() {
+            anyhow::bail!(
+                "the {arch} guest runner {} is missing: build it with `make guest`",
+                tools.guest.display()
+            );
+        }
+        warn_if_stale(&tools.guest, log);
+        let cpio = boot::build_initramfs(&tools.guest, &paths, &cfg.scenarios)?;
+        let initrd = cfg.cache.join(format!("initramfs-{arch}.cpio"));
+        std::fs::write(&initrd, cpio).with_context(|| format!("writing {}", initrd.display()))?;
+        initrds.insert(arch.to_string(), initrd);
+    }
 
     // Guests at once: MTTCG gives each vCPU a host thread, and a guest whose vCPUs wait for a
     // descheduled sibling (a lock holder, an RCU grace period) crawls. Two 2-vCPU guests on 2
@@ -170,14 +219,19 @@ pub fn run(cfg: &QemuConfig, log: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Vec<
                         "{}: booting Linux {} in QEMU",
                         k.spec.name, k.version
                     ));
-                    let g = boot::boot(&cfg.qemu, &k.image, &initrd, cfg.timeout)
-                        .with_context(|| format!("{} (Linux {})", k.spec.name, k.version))?;
+                    let arch = k.spec.arch.as_str();
+                    let g = boot::boot(
+                        &cfg.tools(arch)?.qemu,
+                        arch,
+                        &k.image,
+                        &initrds[arch],
+                        cfg.timeout,
+                    )
+                    .with_context(|| format!("{} (Linux {})", k.spec.name, k.version))?;
                     Ok(KernelReport {
-                        label: format!(
-                            "{} Linux {}",
-                            k.spec.arch,
-                            g.release.split('+').next().unwrap_or(&g.release)
-                        ),
+                        // The version from the kernel's config header (6.1.176), which
+                        // Debian's release string (6.1.0-50-amd64) does not always carry.
+                        label: format!("{} Linux {}", k.spec.arch, k.version),
                         name: k.spec.name.clone(),
                         profile: g.profile,
                         note: g.note,
