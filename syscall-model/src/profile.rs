@@ -210,6 +210,28 @@ impl KernelProfile {
 
     /// Linux 6.12 (Debian trixie's 6.12.107): a smaller union (152 bytes, no program signing
     /// and no exclusive maps), so MAP_CREATE ends at `map_token_fd`.
+    /// Linux 6.1 (bookworm's x86_64 6.1.176, booted in QEMU): a smaller attr (no tokens,
+    /// no path_fd), 32 map types (no CGRP_STORAGE or ARENA), and only BLOOM_FILTER taking
+    /// map_extra.
+    pub fn linux_6_1(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
+        KernelProfile {
+            version: KernelVersion { major: 6, minor: 1 },
+            attr_size: 144,
+            nr_cmds: 36,
+            nr_map_types: 32,
+            map_extra_types: &[MapType::BLOOM_FILTER],
+            last_field_end: last_fields(&[
+                (BpfCmd::MAP_CREATE, 72),
+                (BpfCmd::OBJ_PIN, 16),
+                (BpfCmd::OBJ_GET, 16),
+            ]),
+            sizes: StructSizes::of(KernelVersion { major: 6, minor: 1 }, arch),
+            // Debian's amd64 config.
+            nr_cpus: 8192,
+            ..KernelProfile::linux_6_12(arch, num_possible_cpus)
+        }
+    }
+
     pub fn linux_6_12(arch: Arch, num_possible_cpus: u32) -> KernelProfile {
         KernelProfile {
             version: KernelVersion {
@@ -273,6 +295,7 @@ impl KernelProfile {
             KernelProfile::linux_7_2(arch, num_possible_cpus),
             KernelProfile::linux_6_18(arch, num_possible_cpus),
             KernelProfile::linux_6_12(arch, num_possible_cpus),
+            KernelProfile::linux_6_1(arch, num_possible_cpus),
         ]
     }
 

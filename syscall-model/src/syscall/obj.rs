@@ -151,7 +151,9 @@ fn bpf_map_get_info_by_fd(
     let tail_from = ctx.profile().map_info_tail_from;
     bpf_check_uarg_tail_zero(ctx, uinfo, tail_from as usize, info_len)?;
     let len = info_len.min(size) as usize;
-    let mut buf = vec![0u8; size as usize];
+    // Room for every field the model knows, whatever the profile's struct size: only `len`
+    // bytes (at most that size) go back to the caller.
+    let mut buf = vec![0u8; (size as usize).max(info::HASH_SIZE + 4)];
     if ctx.profile().map_info_copy_in {
         // 6.18+: start from the caller's bytes, so fields the kernel leaves alone echo them.
         let mine = ctx.copy_from_user(
