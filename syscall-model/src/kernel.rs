@@ -212,7 +212,11 @@ impl Process {
     pub fn fdinfo(&self, fd: i32) -> Result<String, Errno> {
         let file = self.fds().get(fd as u32).ok_or(Errno::EBADF)?;
         let map = file.map().cloned().ok_or(Errno::EINVAL)?;
-        Ok(crate::syscall::obj::bpf_map_show_fdinfo(&map, &file))
+        Ok(crate::syscall::obj::bpf_map_show_fdinfo(
+            &map,
+            &file,
+            &self.kernel.profile,
+        ))
     }
 
     /// `open(path, O_RDONLY)` of a file that is not a bpf object (/dev/null, a directory):

@@ -155,6 +155,12 @@ pub struct KernelProfile {
     /// rule of `arena_map_alloc`. Observed, not explained by upstream source: neither 6.12 nor
     /// 7.2 has such a check, and the caller has CAP_BPF and CAP_SYS_ADMIN.
     pub arena_refused_eperm: bool,
+    /// fdinfo's `memlock` line. false: the map type's own `map_mem_usage` (6.12 on). true:
+    /// 6.1's single estimate for every type, `bpf_map_memory_footprint` in syscall.c:
+    /// `max_entries` slots of `round_up(key_size + bpf_map_value_size, 8)` bytes, rounded up
+    /// to whole pages (so 4096 for a small array, 0 for a map without entries); seen on
+    /// 6.1.176.
+    pub fdinfo_memlock_is_footprint: bool,
 }
 
 impl KernelProfile {
@@ -205,6 +211,7 @@ impl KernelProfile {
             arena_checks_jit: false,
             jit_supports_arena: arch == Arch::X86_64,
             arena_refused_eperm: true,
+            fdinfo_memlock_is_footprint: false,
         }
     }
 
@@ -228,6 +235,7 @@ impl KernelProfile {
             sizes: StructSizes::of(KernelVersion { major: 6, minor: 1 }, arch),
             // Debian's amd64 config.
             nr_cpus: 8192,
+            fdinfo_memlock_is_footprint: true,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }
@@ -377,7 +385,7 @@ pub struct StructSizes {
     pub bpf_htab: u64,
     pub bpf_queue_stack: u64,
     pub bpf_bloom_filter: u64,
-    /// `struct lpm_trie_node`: 6.12 still has an `rcu_head` in it (40 bytes); later 24.
+    /// `struct lpm_trie_node`: 6.1 and 6.12 still have an `rcu_head` in it (40 bytes); later 24.
     pub lpm_trie_node: u64,
     pub bpf_ringbuf_map: u64,
     /// `RINGBUF_NR_META_PAGES`: the pages before a ring buffer's data.
@@ -446,13 +454,13 @@ impl StructSizes {
                 bpf_rhtab: 536,
             },
             // The host's x86_64 6.18.44 (measured, and read from its BTF); the x86_64 6.12 and
-            // 7.2 sizes are assumed alike except for the 6.12 LPM node.
+            // 7.2 sizes are assumed alike except for the 6.1 and 6.12 LPM node.
             (Arch::X86_64, v) => StructSizes {
                 bpf_array: 312,
                 bpf_htab: 832,
                 bpf_queue_stack: 312,
                 bpf_bloom_filter: 312,
-                lpm_trie_node: if v == (6, 12) { 40 } else { 24 },
+                lpm_trie_node: if v <= (6, 12) { 40 } else { 24 },
                 bpf_ringbuf_map: 304,
                 ringbuf_meta_pages: 3,
                 bpf_stack_map: 320,

@@ -9,7 +9,8 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::fd::{File, FileKind};
 use crate::kernel::cap;
-use crate::map::BpfMap;
+use crate::map::{bpf_map_value_size, round_up, BpfMap, MapDesc};
+use crate::profile::KernelProfile;
 use crate::uapi::{map_flags::*, Attr, BpfCmd};
 
 /// `BPF_OBJ_FLAG_MASK`: the open flags GET_FD_BY_ID accepts.
@@ -216,8 +217,13 @@ fn bpf_map_get_info_by_fd(
 
 /// `bpf_map_show_fdinfo()` with the VFS lines before it: `/proc/<pid>/fdinfo/<fd>` of a map.
 /// `mnt_id` and `ino` are the anon inode's; the model reports 0 for both.
-pub fn bpf_map_show_fdinfo(map: &BpfMap, file: &File) -> String {
+pub fn bpf_map_show_fdinfo(map: &BpfMap, file: &File, profile: &KernelProfile) -> String {
     let d = &map.desc;
+    let memlock = if profile.fdinfo_memlock_is_footprint {
+        bpf_map_memory_footprint(d, profile)
+    } else {
+        map.mem_usage()
+    };
     let o_cloexec = 0o2000000;
     format!(
         "pos:\t0\nflags:\t0{:o}\nmnt_id:\t0\nino:\t0\nmap_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\n\
@@ -229,10 +235,19 @@ pub fn bpf_map_show_fdinfo(map: &BpfMap, file: &File) -> String {
         d.max_entries,
         d.map_flags,
         d.map_extra,
-        map.mem_usage(),
+        memlock,
         map.id(),
         map.is_frozen() as u8,
     )
+}
+
+/// `bpf_map_memory_footprint()` (6.1): fdinfo's memlock estimated alike for every type, as
+/// `max_entries` slots of `key_size` plus the syscall value size, each rounded up to 8 bytes,
+/// the total rounded up to whole pages. The slot size is a 32-bit sum in the kernel.
+fn bpf_map_memory_footprint(d: &MapDesc, profile: &KernelProfile) -> u64 {
+    let value = bpf_map_value_size(d, profile.num_possible_cpus) as u32;
+    let slot = round_up(d.key_size.wrapping_add(value) as u64, 8) as u32;
+    round_up(d.max_entries as u64 * slot as u64, profile.page_size as u64)
 }
 
 /// Offsets of BPF_OBJ_PIN / BPF_OBJ_GET.
