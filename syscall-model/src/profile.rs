@@ -155,6 +155,12 @@ pub struct KernelProfile {
     /// rule of `arena_map_alloc`. Observed, not explained by upstream source: neither 6.12 nor
     /// 7.2 has such a check, and the caller has CAP_BPF and CAP_SYS_ADMIN.
     pub arena_refused_eperm: bool,
+    /// `bpf_common_lru_populate()` sizes a CPU's harvest of free nodes from the common LRU
+    /// (`lru->target_free`) as clamp(nr_elems / num_possible_cpus / 2, 1, LOCAL_FREE_TARGET).
+    /// 6.1 has no `target_free` and always uses LOCAL_FREE_TARGET (128): a CPU takes up to 128
+    /// free nodes at once and, when the common list has fewer, shrinks (evicts) for the rest,
+    /// which empties a small full map (seen on 6.1.176).
+    pub lru_target_free_scales: bool,
 }
 
 impl KernelProfile {
@@ -205,6 +211,7 @@ impl KernelProfile {
             arena_checks_jit: false,
             jit_supports_arena: arch == Arch::X86_64,
             arena_refused_eperm: true,
+            lru_target_free_scales: true,
         }
     }
 
@@ -228,6 +235,7 @@ impl KernelProfile {
             sizes: StructSizes::of(KernelVersion { major: 6, minor: 1 }, arch),
             // Debian's amd64 config.
             nr_cpus: 8192,
+            lru_target_free_scales: false,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }
