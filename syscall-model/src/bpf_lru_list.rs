@@ -11,6 +11,9 @@
 //! difference between 6.12 and 7.2 here: 7.2 moves a CPU's harvest of free nodes through an
 //! llist, which reverses their order.)
 //!
+//! 6.1 has no `target_free`: a CPU always harvests (and, when the common list runs short,
+//! evicts) LOCAL_FREE_TARGET nodes at once (the profile's `lru_target_free_scales`).
+//!
 //! 7.2's `pending_free` marks a node whose lock could not be taken; a syscall never contends
 //! with itself, so it is always clear here.
 
@@ -155,7 +158,9 @@ pub type DelFromHtab<'a> = &'a mut dyn FnMut(u32, u32) -> bool;
 
 impl BpfLru {
     /// `bpf_lru_init()` and `bpf_lru_populate()` for `nr_elems` preallocated elements.
-    pub fn new(percpu: bool, nr_elems: u32, ncpus: u32) -> BpfLru {
+    /// `target_free_scales`: the profile's `lru_target_free_scales` (false on 6.1, where a CPU
+    /// always harvests LOCAL_FREE_TARGET nodes).
+    pub fn new(percpu: bool, nr_elems: u32, ncpus: u32, target_free_scales: bool) -> BpfLru {
         let mut links = Links::default();
         let list = |links: &mut Links, free: u64| {
             let active = links.new_slot();
@@ -186,8 +191,12 @@ impl BpfLru {
                     next_steal: cpu,
                 })
                 .collect();
-            // `bpf_common_lru_populate()`.
-            let target = ((nr_elems / ncpus) / 2).clamp(1, LOCAL_FREE_TARGET);
+            // `bpf_common_lru_populate()` (6.1: no target_free, LOCAL_FREE_TARGET throughout).
+            let target = if target_free_scales {
+                ((nr_elems / ncpus) / 2).clamp(1, LOCAL_FREE_TARGET)
+            } else {
+                LOCAL_FREE_TARGET
+            };
             (vec![global], local, target, LOCAL_NR_SCANS)
         };
         BpfLru {
@@ -586,7 +595,7 @@ mod tests {
 
     #[test]
     fn common_lru_evicts_the_oldest_unreferenced_element() {
-        let mut lru = BpfLru::new(false, 4, 2);
+        let mut lru = BpfLru::new(false, 4, 2, true);
         let mut present = std::collections::BTreeSet::new();
         for h in 1..=4 {
             assert!(lru.pop_free(0, h, &mut del_all(&mut present)).is_some());
@@ -603,7 +612,7 @@ mod tests {
 
     #[test]
     fn a_referenced_element_survives_one_shrink() {
-        let mut lru = BpfLru::new(false, 4, 1);
+        let mut lru = BpfLru::new(false, 4, 1, true);
         let mut present = std::collections::BTreeSet::new();
         let mut ids = Vec::new();
         for h in 1..=4 {
@@ -619,11 +628,25 @@ mod tests {
         assert!(present.contains(&1), "{present:?}");
     }
 
+    /// 6.1 (no target_free): a CPU that finds the common list empty evicts LOCAL_FREE_TARGET
+    /// elements at once, so the fifth key of a full four-entry map is left alone.
+    #[test]
+    fn without_target_free_a_cpu_evicts_local_free_target_at_once() {
+        let mut lru = BpfLru::new(false, 4, 2, false);
+        let mut present = std::collections::BTreeSet::new();
+        for h in 1..=5 {
+            lru.pop_free(0, h, &mut del_all(&mut present))
+                .expect("a node");
+            present.insert(h);
+        }
+        assert_eq!(present.into_iter().collect::<Vec<_>>(), vec![5]);
+    }
+
     /// A dry per-CPU list frees up to PERCPU_FREE_TARGET nodes at once, so a full CPU list
     /// of two loses both elements; the other CPU's list is untouched.
     #[test]
     fn percpu_lists_are_private_to_their_cpu_and_shrink_in_batches() {
-        let mut lru = BpfLru::new(true, 4, 2);
+        let mut lru = BpfLru::new(true, 4, 2, true);
         let mut present = std::collections::BTreeSet::new();
         for h in 1..=2 {
             lru.pop_free(0, h, &mut del_all(&mut present))

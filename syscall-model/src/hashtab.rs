@@ -149,8 +149,15 @@ fn htab_map_alloc_with(
         cpu_flags: ctx.profile().percpu_cpu_flags,
     };
     // prealloc_init(): an LRU map's elements all start on its free lists.
-    let lru =
-        is_lru(t).then(|| BpfLru::new(attr.has(BPF_F_NO_COMMON_LRU), desc.max_entries, ncpus));
+    let scales = ctx.profile().lru_target_free_scales;
+    let lru = is_lru(t).then(|| {
+        BpfLru::new(
+            attr.has(BPF_F_NO_COMMON_LRU),
+            desc.max_entries,
+            ncpus,
+            scales,
+        )
+    });
     let htab = Htab {
         lru,
         of_maps: desc.inner_meta.clone(),

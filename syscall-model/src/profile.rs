@@ -161,6 +161,12 @@ pub struct KernelProfile {
     /// to whole pages (so 4096 for a small array, 0 for a map without entries); seen on
     /// 6.1.176.
     pub fdinfo_memlock_is_footprint: bool,
+    /// `bpf_common_lru_populate()` sizes a CPU's harvest of free nodes from the common LRU
+    /// (`lru->target_free`) as clamp(nr_elems / num_possible_cpus / 2, 1, LOCAL_FREE_TARGET).
+    /// 6.1 has no `target_free` and always uses LOCAL_FREE_TARGET (128): a CPU takes up to 128
+    /// free nodes at once and, when the common list has fewer, shrinks (evicts) for the rest,
+    /// which empties a small full map (seen on 6.1.176).
+    pub lru_target_free_scales: bool,
 }
 
 impl KernelProfile {
@@ -212,6 +218,7 @@ impl KernelProfile {
             jit_supports_arena: arch == Arch::X86_64,
             arena_refused_eperm: true,
             fdinfo_memlock_is_footprint: false,
+            lru_target_free_scales: true,
         }
     }
 
@@ -236,6 +243,7 @@ impl KernelProfile {
             // Debian's amd64 config.
             nr_cpus: 8192,
             fdinfo_memlock_is_footprint: true,
+            lru_target_free_scales: false,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }
