@@ -49,10 +49,12 @@ fn bpf_struct_ops_find_value(
 pub fn bpf_struct_ops_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
     const F: &str = "bpf_struct_ops_map_alloc_check";
     ctx.enter(F, FILE, String::new);
+    // LINK and VTYPE_BTF_OBJ_FD on 6.12 and later; 6.1 takes no flag at all.
+    let allowed = ctx.profile().struct_ops_map_flags;
     check!(ctx, F, attr.key_size != 4 || attr.max_entries != 1
-            || attr.map_flags & !(BPF_F_LINK | BPF_F_VTYPE_BTF_OBJ_FD) != 0
+            || attr.map_flags & !allowed != 0
             || attr.btf_vmlinux_value_type_id == 0 => Errno::EINVAL,
-        "key_size 4, max_entries 1, map_flags within LINK and VTYPE_BTF_OBJ_FD, and a btf_vmlinux_value_type_id",
+        "key_size 4, max_entries 1, map_flags within the kernel's struct_ops flags (LINK and VTYPE_BTF_OBJ_FD; none on 6.1), and a btf_vmlinux_value_type_id",
         "key_size={} max_entries={} map_flags={:#x} btf_vmlinux_value_type_id={}",
         attr.key_size, attr.max_entries, attr.map_flags, attr.btf_vmlinux_value_type_id);
     Ok(())

@@ -167,6 +167,27 @@ pub struct KernelProfile {
     /// free nodes at once and, when the common list has fewer, shrinks (evicts) for the rest,
     /// which empties a small full map (seen on 6.1.176).
     pub lru_target_free_scales: bool,
+    /// 6.1 (seen on 6.1.176): `__sys_bpf` itself refuses BPF_MAP_CREATE and BPF_PROG_LOAD with
+    /// EPERM to a caller without CAP_BPF while `kernel.unprivileged_bpf_disabled` is set,
+    /// before the attr is even copied (so before its size and CHECK_ATTR rules); 6.12 and
+    /// later ask in `map_create`, after the type's alloc_check.
+    pub unpriv_disabled_checked_in_sys_bpf: bool,
+    /// BPF tokens: `map_create` takes BPF_F_TOKEN_FD (bit 16) off the flags and opens
+    /// `map_token_fd`. 6.1 has no tokens (seen on 6.1.176): bit 16 is no flag, so every type's
+    /// flag mask refuses it (EINVAL), and `map_token_fd` lies past MAP_CREATE's last field.
+    pub bpf_token: bool,
+    /// BPF_F_PATH_FD for OBJ_PIN and OBJ_GET (a relative pathname starts at `path_fd`). 6.1 has
+    /// neither the flag nor the field (seen on 6.1.176): a pin's file_flags must be 0 and a
+    /// get's within RDONLY and WRONLY, else EINVAL.
+    pub obj_path_fd: bool,
+    /// 6.1 (seen on 6.1.176): `map_freeze` does not look at the fd's access mode (a read-only
+    /// fd freezes, and a second freeze is EBUSY); after its EBUSY checks it wants
+    /// `bpf_capable()` (EPERM). 6.12 and later check write access first (EPERM) and ask for no
+    /// capability.
+    pub freeze_needs_bpf_capable: bool,
+    /// The map_flags `bpf_struct_ops_map_alloc_check` accepts: BPF_F_LINK and
+    /// BPF_F_VTYPE_BTF_OBJ_FD on 6.12 and later; none on 6.1 (seen on 6.1.176: LINK is EINVAL).
+    pub struct_ops_map_flags: u32,
 }
 
 impl KernelProfile {
@@ -219,6 +240,12 @@ impl KernelProfile {
             arena_refused_eperm: true,
             fdinfo_memlock_is_footprint: false,
             lru_target_free_scales: true,
+            unpriv_disabled_checked_in_sys_bpf: false,
+            bpf_token: true,
+            obj_path_fd: true,
+            freeze_needs_bpf_capable: false,
+            struct_ops_map_flags: crate::uapi::map_flags::BPF_F_LINK
+                | crate::uapi::map_flags::BPF_F_VTYPE_BTF_OBJ_FD,
         }
     }
 
@@ -244,6 +271,11 @@ impl KernelProfile {
             nr_cpus: 8192,
             fdinfo_memlock_is_footprint: true,
             lru_target_free_scales: false,
+            unpriv_disabled_checked_in_sys_bpf: true,
+            bpf_token: false,
+            obj_path_fd: false,
+            freeze_needs_bpf_capable: true,
+            struct_ops_map_flags: 0,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }

@@ -22,10 +22,14 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_CREATE, attr)?;
 
-    // BPF_F_TOKEN_FD is remembered and removed, so no type's flag mask trips on it.
-    let token_flag = attr.u32(off::MAP_FLAGS) & BPF_F_TOKEN_FD != 0;
-    let flags = attr.u32(off::MAP_FLAGS) & !BPF_F_TOKEN_FD;
-    attr.set_u32(off::MAP_FLAGS, flags);
+    // BPF_F_TOKEN_FD is remembered and removed, so no type's flag mask trips on it. A kernel
+    // without tokens (6.1) leaves bit 16 in the flags, for the type's mask to refuse.
+    let mut token_flag = false;
+    if ctx.profile().bpf_token {
+        token_flag = attr.u32(off::MAP_FLAGS) & BPF_F_TOKEN_FD != 0;
+        let flags = attr.u32(off::MAP_FLAGS) & !BPF_F_TOKEN_FD;
+        attr.set_u32(off::MAP_FLAGS, flags);
+    }
     let a = MapCreateAttr::decode(attr);
     let t = a.map_type();
 
@@ -104,7 +108,12 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     }
 
     let cred = ctx.cred().clone();
-    let unpriv_disabled = ctx.profile().unprivileged_bpf_disabled;
+    // 6.1 asked this in __sys_bpf, before anything else.
+    let unpriv_disabled = if ctx.profile().unpriv_disabled_checked_in_sys_bpf {
+        0
+    } else {
+        ctx.profile().unprivileged_bpf_disabled
+    };
     check!(ctx, F, unpriv_disabled != 0 && !cred.bpf_capable() => Errno::EPERM,
         "with kernel.unprivileged_bpf_disabled, creating maps needs CAP_BPF",
         "unprivileged_bpf_disabled={unpriv_disabled} bpf_capable={}", cred.bpf_capable());

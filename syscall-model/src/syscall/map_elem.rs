@@ -279,14 +279,23 @@ pub fn map_freeze(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
     check!(ctx, F, map.desc.map_type == MapType::STRUCT_OPS || map.desc.has_spin_lock => Errno::ENOTSUPP,
         "not a struct_ops map and no BTF special fields in the value", "{:?}", map.desc.map_type);
-    let mode = map_get_sys_perms(&map, &file);
-    check!(ctx, F, !mode.can_write => Errno::EPERM,
-        "the fd can write (a frozen map cannot be written, so a second freeze fails here)",
-        "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
+    // 6.1 never looks at the fd's access mode here, and asks for CAP_BPF last instead.
+    let needs_bpf_capable = ctx.profile().freeze_needs_bpf_capable;
+    if !needs_bpf_capable {
+        let mode = map_get_sys_perms(&map, &file);
+        check!(ctx, F, !mode.can_write => Errno::EPERM,
+            "the fd can write (a frozen map cannot be written, so a second freeze fails here)",
+            "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
+    }
     let writers = map.writecnt.load(Ordering::Acquire);
     check!(ctx, F, writers != 0 => Errno::EBUSY,
         "no writer is active (no update in flight, no writable mmap)", "writecnt={writers}");
     check!(ctx, F, map.is_frozen() => Errno::EBUSY, "the map is not frozen yet", "frozen");
+    if needs_bpf_capable {
+        let bpf_capable = ctx.cred().bpf_capable();
+        check!(ctx, F, !bpf_capable => Errno::EPERM,
+            "the caller has CAP_BPF (6.1)", "bpf_capable=false");
+    }
     map.frozen.store(true, Ordering::Release);
     Ok(())
 }

@@ -42,6 +42,16 @@ pub fn sys_bpf(
     });
     let attr_size = ctx.profile().attr_size;
 
+    if ctx.profile().unpriv_disabled_checked_in_sys_bpf
+        && (c == BpfCmd::MAP_CREATE || c == BpfCmd::PROG_LOAD)
+    {
+        let unpriv_disabled = ctx.profile().unprivileged_bpf_disabled;
+        let bpf_capable = ctx.cred().bpf_capable();
+        check!(ctx, F, unpriv_disabled != 0 && !bpf_capable => Errno::EPERM,
+            "with kernel.unprivileged_bpf_disabled, creating maps and loading programs needs CAP_BPF",
+            "cmd={} unprivileged_bpf_disabled={unpriv_disabled} bpf_capable={bpf_capable}", c.full_name());
+    }
+
     bpf_check_uarg_tail_zero(ctx, uattr, attr_size, size)?;
     // Copy at most the kernel's own union; the rest of it stays zero.
     let size = (size as usize).min(attr_size);

@@ -327,8 +327,14 @@ pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let file_flags = attr.u32(pin::FILE_FLAGS);
     let path_fd = attr.u32(pin::PATH_FD);
     check_attr(ctx, F, BpfCmd::OBJ_PIN, attr)?;
-    check!(ctx, F, file_flags & !BPF_F_PATH_FD != 0 => Errno::EINVAL,
-        "file_flags is 0 or BPF_F_PATH_FD", "file_flags={file_flags:#x}");
+    // 6.1 has no BPF_F_PATH_FD: file_flags must be 0.
+    let path_fd_flag = if ctx.profile().obj_path_fd {
+        BPF_F_PATH_FD
+    } else {
+        0
+    };
+    check!(ctx, F, file_flags & !path_fd_flag != 0 => Errno::EINVAL,
+        "file_flags is 0 or BPF_F_PATH_FD (6.1: 0)", "file_flags={file_flags:#x}");
     check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
         "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
     // bpf_fd_probe_obj(): a program, a map or a link - anything else, open or not, is EINVAL.
@@ -386,8 +392,14 @@ pub fn bpf_obj_get(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
     let path_fd = attr.u32(pin::PATH_FD);
     let bpf_fd = attr.u32(pin::BPF_FD);
     check_attr(ctx, F, BpfCmd::OBJ_GET, attr)?;
-    check!(ctx, F, bpf_fd != 0 || file_flags & !(BPF_OBJ_FLAG_MASK | BPF_F_PATH_FD) != 0 => Errno::EINVAL,
-        "bpf_fd is 0 and file_flags within RDONLY, WRONLY and PATH_FD",
+    // 6.1 has no BPF_F_PATH_FD: file_flags within RDONLY and WRONLY.
+    let path_fd_flag = if ctx.profile().obj_path_fd {
+        BPF_F_PATH_FD
+    } else {
+        0
+    };
+    check!(ctx, F, bpf_fd != 0 || file_flags & !(BPF_OBJ_FLAG_MASK | path_fd_flag) != 0 => Errno::EINVAL,
+        "bpf_fd is 0 and file_flags within RDONLY, WRONLY and PATH_FD (6.1: no PATH_FD)",
         "bpf_fd={} file_flags={file_flags:#x}", bpf_fd as i32);
     check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
         "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
