@@ -21,10 +21,13 @@ fn ci() -> bool {
 }
 
 /// Ok if QEMU tests can run here, else the reason: QEMU and the guest runner for the
-/// architecture of every kernel `make qemu-test` boots by default.
-fn prerequisites(cfg: &QemuConfig) -> Result<(), String> {
+/// architecture of each kernel `pick` chooses from the manifest.
+fn prerequisites_for(
+    cfg: &QemuConfig,
+    pick: fn(&images::KernelSpec) -> bool,
+) -> Result<(), String> {
     let specs = images::load_manifest(&cfg.manifest).map_err(|e| format!("{e:#}"))?;
-    for spec in specs.iter().filter(|s| s.pending.is_none()) {
+    for spec in specs.iter().filter(|s| pick(s)) {
         let tools = cfg.tools(&spec.arch).map_err(|e| format!("{e:#}"))?;
         let q = Command::new(&tools.qemu).arg("--version").output();
         if !q.is_ok_and(|o| o.status.success()) {
@@ -40,27 +43,42 @@ fn prerequisites(cfg: &QemuConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn skip_or_fail(test: &str, why: String) {
-    if ci() {
-        panic!("CI=true but {test} cannot run: {why}");
-    }
-    eprintln!("SKIP {test}: {why}");
+/// The kernels of the default run.
+fn default_kernel(s: &images::KernelSpec) -> bool {
+    s.optional.is_none()
 }
 
-#[test]
-fn every_pinned_riscv64_kernel_agrees_with_the_model() {
+fn optional_kernel(s: &images::KernelSpec) -> bool {
+    s.optional.is_some()
+}
+
+fn prerequisites(cfg: &QemuConfig) -> Result<(), String> {
+    prerequisites_for(cfg, default_kernel)
+}
+
+/// Guests take every core: the tests that boot the corpus take turns.
+static BOOTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Boots the kernels `pick` chooses, checks that each agrees with the model on every call, and
+/// snapshots each kernel's transcripts.
+fn every_kernel_agrees(test: &str, pick: fn(&images::KernelSpec) -> bool) {
     let mut cfg = QemuConfig::in_workspace(&root());
     cfg.host = false;
-    if let Err(why) = prerequisites(&cfg) {
-        return skip_or_fail("every_pinned_riscv64_kernel_agrees_with_the_model", why);
+    if let Err(why) = prerequisites_for(&cfg, pick) {
+        return skip_or_fail(test, why);
     }
-    let reports = qemu::run(&cfg, &|m| eprintln!("{m}")).unwrap_or_else(|e| panic!("{e:#}"));
-    let pinned = images::load_manifest(&cfg.manifest)
-        .unwrap()
+    let specs = images::load_manifest(&cfg.manifest).unwrap();
+    cfg.only = specs
         .iter()
-        .filter(|s| s.pending.is_none())
-        .count();
-    assert_eq!(reports.len(), pinned, "every pinned kernel ran");
+        .filter(|s| pick(s))
+        .map(|s| s.name.clone())
+        .collect();
+    if cfg.only.is_empty() {
+        return;
+    }
+    let _turn = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let reports = qemu::run(&cfg, &|m| eprintln!("{m}")).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports.len(), cfg.only.len(), "every chosen kernel ran");
     let mut failures = String::new();
     for r in &reports {
         let (n, text) = r.findings("tests/scenarios");
@@ -82,6 +100,31 @@ fn every_pinned_riscv64_kernel_agrees_with_the_model() {
     assert!(
         failures.is_empty(),
         "model and kernel disagree:\n{failures}"
+    );
+}
+
+fn skip_or_fail(test: &str, why: String) {
+    if ci() {
+        panic!("CI=true but {test} cannot run: {why}");
+    }
+    eprintln!("SKIP {test}: {why}");
+}
+
+#[test]
+fn every_pinned_riscv64_kernel_agrees_with_the_model() {
+    every_kernel_agrees(
+        "every_pinned_riscv64_kernel_agrees_with_the_model",
+        default_kernel,
+    );
+}
+
+/// The optional kernels (x86_64 6.1 under KVM or TCG) check the profiles the RISC-V kernels do
+/// not: each must agree with the model as well.
+#[test]
+fn every_optional_kernel_agrees_with_its_profile() {
+    every_kernel_agrees(
+        "every_optional_kernel_agrees_with_its_profile",
+        optional_kernel,
     );
 }
 
@@ -151,7 +194,7 @@ fn spec(name: &str, sha: &str) -> images::KernelSpec {
         }],
         image: "boot/vmlinux-*".into(),
         config: "boot/config-*".into(),
-        pending: None,
+        optional: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The README's coverage table: for each map type and command, what the corpus does with it
 //! and on which checked kernels.
 //!
-//! CI runs every scenario on each checked kernel (riscv64 6.12 and 7.2 in QEMU, the host's
-//! 6.18) and fails on any call where the model and that kernel disagree. So a call the corpus
+//! CI runs every scenario on each checked kernel (riscv64 6.12 and 7.2 and x86_64 6.1 in
+//! QEMU, the host's 6.18) and fails on any call where the model and that kernel disagree. So a call the corpus
 //! makes on a kernel is a call seen to agree there. Which calls happen on which kernel, and on
 //! what type of map, depends on the version (a 7.2-only type exists only on 7.2), so the table
 //! runs the corpus on the model under each checked kernel's profile, watching every bpf(2)
@@ -22,6 +22,7 @@ use syscall_model::{Errno, KernelProfile};
 /// The kernels CI checks the corpus against, by the profile the model uses for each.
 pub fn checked_profiles() -> Vec<KernelProfile> {
     vec![
+        KernelProfile::linux_6_1(Arch::X86_64, GUEST_SMP),
         KernelProfile::linux_6_12(Arch::Riscv64, GUEST_SMP),
         KernelProfile::linux_6_18(Arch::X86_64, 2),
         KernelProfile::linux_7_2(Arch::Riscv64, GUEST_SMP),

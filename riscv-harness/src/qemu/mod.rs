@@ -138,18 +138,18 @@ pub fn fetch_all(
     log: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Vec<images::KernelFiles>> {
     let specs = images::load_manifest(&cfg.manifest)?;
-    // A pending kernel runs only when named.
+    // An optional kernel runs only when named.
     let chosen: Vec<_> = specs
         .into_iter()
         .filter(|s| {
             if cfg.only.is_empty() {
-                if let Some(why) = &s.pending {
+                if let Some(why) = &s.optional {
                     log(&format!(
-                        "{}: pending ({why}); run it with --kernel {}",
+                        "{}: optional ({why}); run it with --kernel {}",
                         s.name, s.name
                     ));
                 }
-                s.pending.is_none()
+                s.optional.is_none()
             } else {
                 cfg.only.contains(&s.name)
             }
