@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod coverage;
 pub mod exec;
+pub mod fuzz;
 pub mod qemu;
 pub mod runner;
 pub mod scenario;

@@ -66,6 +66,25 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         rounds: u32,
     },
+    /// Generate call sequences from a seed, run them on the model and a kernel, and compare
+    /// every outcome; each divergence is shrunk (host kernel) and written as a scenario file.
+    Fuzz {
+        /// The seed: the same seed gives the same calls.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many calls in all.
+        #[arg(long, default_value_t = 10_000)]
+        calls: usize,
+        /// Calls per generated scenario (each runs in a fresh process).
+        #[arg(long, default_value_t = 40)]
+        per_scenario: usize,
+        /// `host`, or `qemu:NAME` for a kernel of the manifest (riscv64-6.12, x86_64-6.1...).
+        #[arg(long, default_value = "host")]
+        kernel: String,
+        /// Where findings are written.
+        #[arg(long, default_value = "fuzz-findings")]
+        out: PathBuf,
+    },
     /// Fetch, verify and unpack the pinned kernels into the cache, and nothing else.
     QemuFetch {
         #[command(flatten)]
@@ -164,6 +183,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
             write_readme,
         } => coverage(&scenarios, write_readme.as_deref()),
         Cmd::BenchModel { scenarios, rounds } => bench_model(&scenarios, rounds),
+        Cmd::Fuzz {
+            seed,
+            calls,
+            per_scenario,
+            kernel,
+            out,
+        } => fuzz(seed, calls, per_scenario.clamp(1, 40), &kernel, &out),
         Cmd::QemuFetch { q } => {
             for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
                 println!("{}: Linux {} {}", k.spec.name, k.version, k.image.display());
@@ -226,6 +252,52 @@ fn bench_model(corpus: &std::path::Path, rounds: u32) -> anyhow::Result<ExitCode
         max_rss_kib / 1024
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn fuzz(
+    seed: u64,
+    calls: usize,
+    per: usize,
+    kernel: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use riscv_harness::fuzz;
+    let start = std::time::Instant::now();
+    let progress = |o: &fuzz::Outcome| {
+        eprint!(
+            "\rfuzz: {} calls, {:.0} calls/s, {} divergences   ",
+            o.calls,
+            o.calls as f64 / start.elapsed().as_secs_f64(),
+            o.findings.len()
+        );
+    };
+    let outcome = if kernel == "host" {
+        let o = fuzz::run_host(seed, calls, per, out, &progress)?;
+        eprintln!();
+        o
+    } else {
+        let name = kernel
+            .strip_prefix("qemu:")
+            .with_context(|| format!("--kernel {kernel:?}: expected host or qemu:NAME"))?;
+        let q = QemuConfig::in_workspace(std::path::Path::new("."));
+        fuzz::run_qemu(&q, name, seed, calls, per, out, &|m| eprintln!("{m}"))?
+    };
+    print!("{}", outcome.table());
+    for f in &outcome.findings {
+        println!("finding: {}", f.display());
+    }
+    println!(
+        "{} calls, {} divergences ({} scenarios, {:.1} s)",
+        outcome.calls,
+        outcome.findings.len(),
+        outcome.scenarios,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(if outcome.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn qemu_test(cfg: &QemuConfig, transcripts: bool) -> anyhow::Result<ExitCode> {

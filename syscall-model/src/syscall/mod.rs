@@ -128,18 +128,36 @@ pub(crate) fn bpf_check_uarg_tail_zero(
     if actual as usize <= expected {
         return Ok(());
     }
-    let tail_len = actual as usize - expected;
-    let tail = ctx.copy_from_user(
-        F,
-        "check_zeroed_user(): the bytes past sizeof(union bpf_attr) are readable",
-        uaddr.wrapping_add(expected as u64),
-        tail_len,
-    )?;
-    let first = tail.iter().position(|b| *b != 0);
-    check!(ctx, F, first.is_some() => Errno::E2BIG,
-        "bytes past sizeof(union bpf_attr) are zero",
-        "sizeof={expected} size={actual} first non-zero byte at {}", expected + first.unwrap_or(0));
-    Ok(())
+    // check_zeroed_user() reads the tail a machine word at a time, from the aligned word that
+    // holds its first byte, and stops at the first word with a non-zero byte in the tail: a
+    // non-zero byte before an unmapped page is E2BIG, not EFAULT.
+    const WORD: usize = 8;
+    let from = uaddr.wrapping_add(expected as u64);
+    let align = (from % WORD as u64) as usize;
+    let mut addr = from - align as u64;
+    let mut left = actual as usize - expected + align;
+    let mut skip = align;
+    loop {
+        let word = ctx.copy_from_user(
+            F,
+            "check_zeroed_user(): the bytes past sizeof(union bpf_attr) are readable",
+            addr,
+            WORD,
+        )?;
+        let in_tail = &word[skip..left.min(WORD)];
+        if let Some(i) = in_tail.iter().position(|b| *b != 0) {
+            let at = (addr - uaddr) as usize + skip + i;
+            check!(ctx, F, true => Errno::E2BIG,
+                "bytes past sizeof(union bpf_attr) are zero",
+                "sizeof={expected} size={actual} first non-zero byte at {at}");
+        }
+        if left <= WORD {
+            return Ok(());
+        }
+        addr += WORD as u64;
+        left -= WORD;
+        skip = 0;
+    }
 }
 
 /// `CHECK_ATTR(CMD)`: every byte after the command's last field must be zero.

@@ -1,0 +1,538 @@
+//! `bpfmodel fuzz`: call sequences generated from a seed, run on the model and on a kernel,
+//! compared call by call; a divergence is shrunk to a short scenario file.
+//!
+//! The generator writes scenarios in the corpus's own language, so everything the harness
+//! already does (building attrs, fresh processes, QEMU guests, transcripts, comparison) serves
+//! the fuzzer too, and a finding is a ready `.bpfs` file. Calls mix well-formed ones with edge
+//! cases: boundary sizes, stray flag bits, full maps, a closed or never-opened fd, keys and
+//! values one byte short (the buffer ends at an unmapped page, so the kernel faults), raw attr
+//! bytes and odd `size` arguments. Walks are deterministic only with BPF_F_ZERO_SEED, so every
+//! hash map gets it; map ids are left alone (other processes make maps too).
+
+use crate::runner;
+use crate::scenario::{self, Scenario};
+use crate::transcript::{compare, render_divergence, Transcript};
+use anyhow::Context;
+use rayon::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// splitmix64: small, fast, and the same sequence on every machine for a seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 for n = 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// A map the generated scenario has made (or tried to make).
+#[derive(Clone, Debug)]
+struct GenMap {
+    name: String,
+    ty: &'static str,
+    key_size: u32,
+    value_size: u32,
+    percpu: bool,
+}
+
+/// The map types the fuzzer makes: those the model implements and that need no object it
+/// lacks (programs, sockets, BTF, inner maps), on every checked kernel.
+const TYPES: &[&str] = &[
+    "HASH",
+    "ARRAY",
+    "PERCPU_HASH",
+    "PERCPU_ARRAY",
+    "LRU_HASH",
+    "LRU_PERCPU_HASH",
+    "LPM_TRIE",
+    "QUEUE",
+    "STACK",
+    "BLOOM_FILTER",
+    "RINGBUF",
+    "DEVMAP",
+    "CPUMAP",
+];
+
+const FLAG_NAMES: &[&str] = &[
+    "NO_PREALLOC",
+    "NO_COMMON_LRU",
+    "RDONLY",
+    "WRONLY",
+    "RDONLY_PROG",
+    "WRONLY_PROG",
+    "MMAPABLE",
+    "INNER_MAP",
+];
+
+/// A key or value literal of `len` bytes from a small pool, so keys collide often.
+fn bytes(rng: &mut Rng, len: u32) -> String {
+    if len == 0 {
+        return "NULL".into();
+    }
+    if len > 64 {
+        return format!("zero({len})");
+    }
+    let mut s = String::from("hex:");
+    for i in 0..len {
+        let b = if i == 0 { rng.below(4) as u8 } else { 0 };
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A size that is right most of the time and one short now and then.
+fn size_near(rng: &mut Rng, len: u32) -> u32 {
+    if len > 0 && rng.chance(5) {
+        len - 1
+    } else {
+        len
+    }
+}
+
+fn value(rng: &mut Rng, m: &GenMap, ncpus: u32) -> String {
+    let vs = size_near(rng, m.value_size);
+    // A value's first word may land in a DEVMAP (directly, or through a reused fd number) as
+    // an ifindex: only loopback (1) exists on every machine the model is compared with, so a
+    // value starts with 0, 1 or an index no machine has (the host has more devices).
+    if (1..=64).contains(&vs) && !m.percpu {
+        let mut b = vec![0u8; vs as usize];
+        b[0] = *rng.pick(&[0u8, 1]);
+        if vs >= 4 && rng.chance(30) {
+            b[3] = 0x70;
+        }
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        return format!("hex:{hex}");
+    }
+    if m.percpu && vs == m.value_size {
+        let slot = m.value_size.div_ceil(8) * 8;
+        return format!("zero({})", slot.saturating_mul(ncpus));
+    }
+    bytes(rng, vs)
+}
+
+fn elem_flags(rng: &mut Rng) -> u64 {
+    *rng.pick(&[0, 0, 0, 1, 2, 4, 3, 1 << 40])
+}
+
+/// One map_create: a type, its usual sizes (or a boundary), and a few flags.
+fn gen_create(rng: &mut Rng, name: &str) -> (String, GenMap) {
+    let ty = *rng.pick(TYPES);
+    let (mut ks, mut vs, mut max, mut flags): (u32, u32, u32, Vec<&str>) = match ty {
+        "HASH" | "PERCPU_HASH" | "LRU_HASH" | "LRU_PERCPU_HASH" => (
+            *rng.pick(&[4, 8, 1, 16]),
+            *rng.pick(&[4, 8, 1, 64]),
+            *rng.pick(&[1, 2, 4, 8]),
+            vec!["ZERO_SEED"],
+        ),
+        "ARRAY" | "PERCPU_ARRAY" => (
+            4,
+            *rng.pick(&[4, 8, 1, 64]),
+            *rng.pick(&[1, 2, 4, 8]),
+            vec![],
+        ),
+        "LPM_TRIE" => (*rng.pick(&[5, 8, 20]), 4, 8, vec!["NO_PREALLOC"]),
+        "QUEUE" | "STACK" => (0, *rng.pick(&[4, 8]), *rng.pick(&[1, 2, 4]), vec![]),
+        "BLOOM_FILTER" => (0, *rng.pick(&[4, 8]), *rng.pick(&[1, 4, 16]), vec![]),
+        "RINGBUF" => (0, 0, 4096, vec![]),
+        "DEVMAP" | "CPUMAP" => (4, 4, *rng.pick(&[1, 2, 4]), vec![]),
+        _ => (4, 4, 1, vec![]),
+    };
+    if rng.chance(10) {
+        ks = *rng.pick(&[0, 3, 65, 512, 513]);
+    }
+    if rng.chance(10) {
+        vs = *rng.pick(&[0, 3, 4096, 1 << 20]);
+    }
+    // No huge max_entries: a real kernel would try to allocate them (slowly, or until ENOMEM,
+    // which the model does not model); the limits on max_entries have their scenarios.
+    if rng.chance(5) {
+        max = *rng.pick(&[0, 3, 64]);
+    }
+    if rng.chance(20) {
+        flags.push(*rng.pick(FLAG_NAMES));
+    }
+    let mut line =
+        format!("{name} = map_create(type={ty}, key_size={ks}, value_size={vs}, max_entries={max}");
+    if !flags.is_empty() {
+        let _ = write!(line, ", flags={}", flags.join("|"));
+    }
+    line.push(')');
+    let percpu = matches!(ty, "PERCPU_HASH" | "PERCPU_ARRAY" | "LRU_PERCPU_HASH");
+    let m = GenMap {
+        name: name.to_string(),
+        ty,
+        key_size: ks,
+        value_size: vs,
+        percpu,
+    };
+    (line, m)
+}
+
+/// One call on a map made earlier (or on `never`).
+fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
+    let m = rng.pick(maps).clone();
+    let fd = if rng.chance(3) {
+        "never".to_string()
+    } else {
+        m.name.clone()
+    };
+    let key = if matches!(m.ty, "QUEUE" | "STACK" | "BLOOM_FILTER" | "RINGBUF") {
+        "NULL".to_string()
+    } else {
+        let ks = size_near(rng, m.key_size);
+        bytes(rng, ks)
+    };
+    match rng.below(12) {
+        0..=3 => format!(
+            "update({fd}, key={key}, value={}, flags={})",
+            value(rng, &m, ncpus),
+            elem_flags(rng)
+        ),
+        4 | 5 => {
+            if m.ty == "BLOOM_FILTER" {
+                format!("lookup({fd}, key=NULL, value={})", value(rng, &m, ncpus))
+            } else {
+                format!("lookup({fd}, key={key})")
+            }
+        }
+        6 => format!("delete({fd}, key={key})"),
+        7 => {
+            let k = if rng.chance(30) {
+                "NULL".to_string()
+            } else {
+                key
+            };
+            format!("get_next_key({fd}, key={k})")
+        }
+        8 => format!("lookup_and_delete({fd}, key={key})"),
+        9 => format!("lookup_batch({fd}, count={})", rng.pick(&[0, 1, 2, 8])),
+        10 => {
+            if rng.chance(50) {
+                format!("freeze({fd})")
+            } else {
+                format!("walk({fd})")
+            }
+        }
+        _ => {
+            // Raw bytes for a map command (or a number no kernel knows), with an odd size now
+            // and then. Not the id walks (other processes' maps show up there), and not the
+            // program, BTF and link commands, which the model does not implement.
+            let cmd = *rng.pick(&[0u32, 1, 2, 3, 4, 6, 7, 15, 21, 22, 24, 25, 26, 27, 64, 1000]);
+            let len = *rng.pick(&[0u64, 8, 32, 72, 120, 200]);
+            let mut attr = String::from("hex:");
+            for _ in 0..len {
+                let b = if rng.chance(70) {
+                    0
+                } else {
+                    rng.below(256) as u8
+                };
+                let _ = write!(attr, "{b:02x}");
+            }
+            let attr = if len == 0 { "NULL".to_string() } else { attr };
+            let size = if rng.chance(20) { rng.below(300) } else { len };
+            format!("raw(cmd={cmd}, attr={attr}, size={size})")
+        }
+    }
+}
+
+/// The text of scenario `index` of the run for `seed`: a comment, then `calls` calls.
+pub fn generate(seed: u64, index: u64, calls: usize, ncpus: u32) -> String {
+    let mut rng = Rng::new(seed ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03));
+    let mut out = format!("# fuzz: seed {seed}, scenario {index}\n");
+    let mut maps: Vec<GenMap> = Vec::new();
+    for i in 0..calls {
+        if maps.is_empty() || (maps.len() < 4 && rng.chance(15)) {
+            let (line, m) = gen_create(&mut rng, &format!("m{i}"));
+            out.push_str(&line);
+            maps.push(m);
+        } else if rng.chance(3) {
+            let m = rng.pick(&maps).name.clone();
+            let _ = write!(out, "close({m})");
+        } else {
+            out.push_str(&gen_call(&mut rng, &maps, ncpus));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Parses a generated or shrunk scenario text.
+pub fn parse(name: &str, text: &str) -> Option<Scenario> {
+    scenario::parse(Path::new(name), text).ok()
+}
+
+/// Whether the two transcripts disagree anywhere.
+pub fn diverges(model: &Transcript, kernel: &Transcript) -> bool {
+    !compare(model, kernel).is_empty()
+}
+
+/// Shrinks `text` by dropping calls, one at a time from the end, while `still_fails` holds:
+/// a call can go when the divergence stays without it. The header comment stays.
+pub fn shrink(text: &str, still_fails: &mut dyn FnMut(&str) -> bool) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    loop {
+        let mut dropped = false;
+        let mut i = lines.len();
+        while i > 1 {
+            i -= 1;
+            let mut trial = lines.clone();
+            trial.remove(i);
+            let t = trial.join("\n") + "\n";
+            if still_fails(&t) {
+                lines = trial;
+                dropped = true;
+            }
+        }
+        if !dropped {
+            return lines.join("\n") + "\n";
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_calls() {
+        assert_eq!(generate(7, 3, 30, 2), generate(7, 3, 30, 2));
+        assert_ne!(generate(7, 3, 30, 2), generate(8, 3, 30, 2));
+    }
+
+    #[test]
+    fn generated_scenarios_parse_and_validate() {
+        for i in 0..200 {
+            let text = generate(42, i, 40, 2);
+            let s = parse("f.bpfs", &text).unwrap_or_else(|| panic!("does not parse:\n{text}"));
+            crate::exec::validate(&s)
+                .unwrap_or_else(|e| panic!("{}:{}: {}\n{text}", e.line, e.col, e.msg));
+        }
+    }
+
+    #[test]
+    fn shrinking_keeps_only_the_calls_the_failure_needs() {
+        let text = "# c\na\nb\nc\nd\n";
+        let out = shrink(text, &mut |t| t.contains("b\n") && t.contains("d\n"));
+        assert_eq!(out, "# c\nb\nd\n");
+    }
+}
+
+/// The model's and the kernel's transcripts of one scenario.
+type Pair = (Transcript, Transcript);
+
+/// What a fuzz run found.
+#[derive(Default, Debug)]
+pub struct Outcome {
+    pub scenarios: usize,
+    pub calls: usize,
+    /// Files written for divergences (shrunk where the kernel is the host's).
+    pub findings: Vec<std::path::PathBuf>,
+    /// (call, outcome) -> count, from the kernel's transcripts: `update = -1 E2BIG`.
+    pub tally: std::collections::BTreeMap<(String, String), usize>,
+}
+
+impl Outcome {
+    pub fn count(&mut self, kernel: &Transcript) {
+        self.scenarios += 1;
+        self.calls += kernel.calls();
+        for e in kernel.entries.iter().filter(|e| e.calls > 0) {
+            let first = e.text.lines().next().unwrap_or("");
+            let call = first
+                .split('(')
+                .next()
+                .unwrap_or("")
+                .rsplit(' ')
+                .next()
+                .unwrap_or("");
+            let result = first
+                .rsplit_once(") = ")
+                .map(|(_, r)| r.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            let result = if result.starts_with("-1") {
+                result
+            } else {
+                "ok".to_string()
+            };
+            *self.tally.entry((call.to_string(), result)).or_default() += 1;
+        }
+    }
+
+    /// The tally as a table: each call, then each outcome with its count.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut last = String::new();
+        for ((call, result), n) in &self.tally {
+            if *call != last {
+                let _ = write!(out, "{}{call}:", if last.is_empty() { "" } else { "\n" });
+                last = call.clone();
+            }
+            let _ = write!(out, " {result} x{n};");
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// Writes a finding as a scenario file under `dir`, with a comment saying where it came from.
+pub fn write_finding(
+    dir: &Path,
+    name: &str,
+    note: &str,
+    text: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.bpfs"));
+    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, format!("# {note}\n{body}"))?;
+    Ok(path)
+}
+
+/// Fuzzes the host kernel: `calls` calls in scenarios of `per`, run in parallel, each on the
+/// model (the host's profile) and in a fresh process on the kernel. A divergence is shrunk and
+/// written under `out`; `progress` hears after every batch.
+pub fn run_host(
+    seed: u64,
+    calls: usize,
+    per: usize,
+    out: &Path,
+    progress: &(dyn Fn(&Outcome) + Sync),
+) -> anyhow::Result<Outcome> {
+    let (profile, _) = runner::host_profile()?;
+    let ncpus = profile.num_possible_cpus;
+    let run = |text: &str| -> Option<(Transcript, Transcript)> {
+        let s = parse("fuzz.bpfs", text)?;
+        let m = runner::run_model(&s, &profile);
+        let k = runner::run_kernel(&s).ok()?;
+        Some((m, k))
+    };
+    let count = calls.div_ceil(per.max(1)) as u64;
+    let mut outcome = Outcome::default();
+    let mut index = 0u64;
+    while index < count {
+        let upto = (index + 64).min(count);
+        let results: Vec<(u64, String, Option<Pair>)> = (index..upto)
+            .into_par_iter()
+            .map(|i| {
+                let text = generate(seed, i, per, ncpus);
+                let r = run(&text);
+                (i, text, r)
+            })
+            .collect();
+        for (i, text, r) in results {
+            let (m, k) = r.with_context(|| {
+                format!("fuzz scenario {i} of seed {seed} does not run:\n{text}")
+            })?;
+            outcome.count(&k);
+            if diverges(&m, &k) {
+                let small = shrink(&text, &mut |t| {
+                    run(t).is_some_and(|(m, k)| diverges(&m, &k))
+                });
+                let note = format!(
+                    "fuzz finding: seed {seed}, scenario {i}, shrunk; model {} and the host kernel disagree",
+                    profile.label()
+                );
+                let path = write_finding(out, &format!("seed{seed}-{i}"), &note, &small)?;
+                if let Some((m, k)) = run(&small) {
+                    for d in compare(&m, &k) {
+                        eprint!(
+                            "{}",
+                            render_divergence(&path.display().to_string(), &d, "model", "kernel")
+                        );
+                    }
+                }
+                outcome.findings.push(path);
+            }
+        }
+        index = upto;
+        progress(&outcome);
+    }
+    Ok(outcome)
+}
+
+/// Fuzzes a kernel of the manifest in QEMU: the generated scenarios become the guest's corpus.
+/// Findings are written whole (shrinking would boot the guest once per try).
+pub fn run_qemu(
+    base: &crate::qemu::QemuConfig,
+    name: &str,
+    seed: u64,
+    calls: usize,
+    per: usize,
+    out: &Path,
+    log: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Outcome> {
+    let dir = std::env::temp_dir().join(format!("bpfmodel-fuzz-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let ncpus = crate::qemu::boot::GUEST_SMP;
+    let count = calls.div_ceil(per.max(1)) as u64;
+    for i in 0..count {
+        std::fs::write(
+            dir.join(format!("f{i:07}.bpfs")),
+            generate(seed, i, per, ncpus),
+        )?;
+    }
+    let cfg = crate::qemu::QemuConfig {
+        scenarios: dir.clone(),
+        only: vec![name.to_string()],
+        host: false,
+        ..base.clone()
+    };
+    let reports = crate::qemu::run(&cfg, log);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut outcome = Outcome::default();
+    for r in reports? {
+        for (path, m, k) in &r.results {
+            outcome.count(k);
+            if diverges(m, k) {
+                let stem = path.trim_end_matches(".bpfs");
+                let i: u64 = stem.trim_start_matches('f').parse().unwrap_or(0);
+                let note = format!(
+                    "fuzz finding: seed {seed}, scenario {i}, not shrunk (a QEMU kernel); model {} and {} disagree",
+                    r.profile, r.label
+                );
+                let p = write_finding(
+                    out,
+                    &format!("seed{seed}-{name}-{i}"),
+                    &note,
+                    &generate(seed, i, per, ncpus),
+                )?;
+                for d in compare(m, k) {
+                    eprint!(
+                        "{}",
+                        render_divergence(&p.display().to_string(), &d, "model", "kernel")
+                    );
+                }
+                outcome.findings.push(p);
+            }
+        }
+    }
+    Ok(outcome)
+}
