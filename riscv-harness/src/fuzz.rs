@@ -477,8 +477,13 @@ pub fn run_host(
     Ok(outcome)
 }
 
-/// Fuzzes a kernel of the manifest in QEMU: the generated scenarios become the guest's corpus.
-/// Findings are written whole (shrinking would boot the guest once per try).
+/// Scenarios per guest boot: about 20,000 calls, a couple of minutes under TCG, well inside
+/// the boot timeout.
+const SCENARIOS_PER_BOOT: u64 = 500;
+
+/// Fuzzes a kernel of the manifest in QEMU: the generated scenarios become the guest's corpus,
+/// [`SCENARIOS_PER_BOOT`] at a time. Findings are written whole (shrinking would boot the guest
+/// once per try).
 pub fn run_qemu(
     base: &crate::qemu::QemuConfig,
     name: &str,
@@ -488,51 +493,55 @@ pub fn run_qemu(
     out: &Path,
     log: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Outcome> {
-    let dir = std::env::temp_dir().join(format!("bpfmodel-fuzz-{}-{seed}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
     let ncpus = crate::qemu::boot::GUEST_SMP;
     let count = calls.div_ceil(per.max(1)) as u64;
-    for i in 0..count {
-        std::fs::write(
-            dir.join(format!("f{i:07}.bpfs")),
-            generate(seed, i, per, ncpus),
-        )?;
-    }
-    let cfg = crate::qemu::QemuConfig {
-        scenarios: dir.clone(),
-        only: vec![name.to_string()],
-        host: false,
-        ..base.clone()
-    };
-    let reports = crate::qemu::run(&cfg, log);
-    let _ = std::fs::remove_dir_all(&dir);
     let mut outcome = Outcome::default();
-    for r in reports? {
-        for (path, m, k) in &r.results {
-            outcome.count(k);
-            if diverges(m, k) {
-                let stem = path.trim_end_matches(".bpfs");
-                let i: u64 = stem.trim_start_matches('f').parse().unwrap_or(0);
-                let note = format!(
-                    "fuzz finding: seed {seed}, scenario {i}, not shrunk (a QEMU kernel); model {} and {} disagree",
-                    r.profile, r.label
-                );
-                let p = write_finding(
-                    out,
-                    &format!("seed{seed}-{name}-{i}"),
-                    &note,
-                    &generate(seed, i, per, ncpus),
-                )?;
-                for d in compare(m, k) {
-                    eprint!(
-                        "{}",
-                        render_divergence(&p.display().to_string(), &d, "model", "kernel")
+    let mut first = 0u64;
+    while first < count {
+        let last = (first + SCENARIOS_PER_BOOT).min(count);
+        let dir = std::env::temp_dir().join(format!(
+            "bpfmodel-fuzz-{}-{seed}-{first}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        for i in first..last {
+            std::fs::write(
+                dir.join(format!("f{i:07}.bpfs")),
+                generate(seed, i, per, ncpus),
+            )?;
+        }
+        let cfg = crate::qemu::QemuConfig {
+            scenarios: dir.clone(),
+            only: vec![name.to_string()],
+            host: false,
+            ..base.clone()
+        };
+        let reports = crate::qemu::run(&cfg, log);
+        let _ = std::fs::remove_dir_all(&dir);
+        for r in reports? {
+            for (path, m, k) in &r.results {
+                outcome.count(k);
+                if diverges(m, k) {
+                    let stem = path.trim_end_matches(".bpfs");
+                    let i: u64 = stem.trim_start_matches('f').parse().unwrap_or(0);
+                    let note = format!(
+                        "fuzz finding: seed {seed}, scenario {i}, not shrunk (a QEMU kernel); model {} and {} disagree",
+                        r.profile, r.label
                     );
+                    let text = generate(seed, i, per, ncpus);
+                    let p = write_finding(out, &format!("seed{seed}-{name}-{i}"), &note, &text)?;
+                    for d in compare(m, k) {
+                        eprint!(
+                            "{}",
+                            render_divergence(&p.display().to_string(), &d, "model", "kernel")
+                        );
+                    }
+                    outcome.findings.push(p);
                 }
-                outcome.findings.push(p);
             }
         }
+        first = last;
     }
     Ok(outcome)
 }
