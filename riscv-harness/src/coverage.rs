@@ -190,6 +190,24 @@ impl Backend for Watch {
     }
 }
 
+/// One bpf(2) call a scenario made: the type of the map it named, the table column of its
+/// command, and its outcome.
+pub type WatchedCall = (MapType, &'static str, Result<(), Errno>);
+
+/// Runs `s` on the model under `profile`: its transcript (the same as an unwatched run's) and
+/// every call it made.
+pub fn run_watched(
+    s: &Scenario,
+    profile: &KernelProfile,
+) -> (crate::transcript::Transcript, Vec<WatchedCall>) {
+    let mut w = Watch {
+        inner: ModelBackend::new(profile.clone()),
+        seen: Vec::new(),
+    };
+    let t = exec::run(s, &mut w);
+    (t, w.seen)
+}
+
 impl Coverage {
     /// Runs `corpus` on the model under each of `profiles`.
     pub fn of(corpus: &[Scenario], profiles: &[KernelProfile]) -> Coverage {

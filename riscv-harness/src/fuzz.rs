@@ -357,6 +357,9 @@ pub struct Outcome {
     pub findings: Vec<std::path::PathBuf>,
     /// (call, outcome) -> count, from the kernel's transcripts: `update = -1 E2BIG`.
     pub tally: std::collections::BTreeMap<(String, String), usize>,
+    /// (command, map type, outcome) -> count, from the model's run of the same scenarios
+    /// (which, where nothing diverged, is the kernel's).
+    pub by_type: std::collections::BTreeMap<(&'static str, String, String), usize>,
 }
 
 impl Outcome {
@@ -383,6 +386,41 @@ impl Outcome {
             };
             *self.tally.entry((call.to_string(), result)).or_default() += 1;
         }
+    }
+
+    /// Counts the calls of a watched model run by command, map type and outcome.
+    pub fn count_watched(&mut self, calls: &[crate::coverage::WatchedCall]) {
+        for (t, col, r) in calls {
+            let ty = t
+                .short_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| t.0.to_string());
+            let outcome = match r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.symbol(),
+            };
+            *self.by_type.entry((col, ty, outcome)).or_default() += 1;
+        }
+    }
+
+    /// Command x map type x errno: one line per command and type, with each outcome's count.
+    pub fn type_table(&self) -> String {
+        let mut out = String::new();
+        let mut last: Option<(&str, &str)> = None;
+        for ((col, ty, outcome), n) in &self.by_type {
+            if last != Some((col, ty.as_str())) {
+                if last.is_some() {
+                    out.push('\n');
+                }
+                let _ = write!(out, "{col} {ty}:");
+                last = Some((col, ty.as_str()));
+            }
+            let _ = write!(out, " {outcome} x{n};");
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out
     }
 
     /// The tally as a table: each call, then each outcome with its count.
@@ -433,6 +471,11 @@ pub fn run_host(
         let k = runner::run_kernel(&s).ok()?;
         Some((m, k))
     };
+    let watched = |text: &str| {
+        parse("fuzz.bpfs", text)
+            .map(|s| crate::coverage::run_watched(&s, &profile).1)
+            .unwrap_or_default()
+    };
     let count = calls.div_ceil(per.max(1)) as u64;
     let mut outcome = Outcome::default();
     let mut index = 0u64;
@@ -451,6 +494,7 @@ pub fn run_host(
                 format!("fuzz scenario {i} of seed {seed} does not run:\n{text}")
             })?;
             outcome.count(&k);
+            outcome.count_watched(&watched(&text));
             if diverges(&m, &k) {
                 let small = shrink(&text, &mut |t| {
                     run(t).is_some_and(|(m, k)| diverges(&m, &k))

@@ -282,7 +282,11 @@ fn fuzz(
         let q = QemuConfig::in_workspace(std::path::Path::new("."));
         fuzz::run_qemu(&q, name, seed, calls, per, out, &|m| eprintln!("{m}"))?
     };
-    print!("{}", outcome.table());
+    if outcome.by_type.is_empty() {
+        print!("{}", outcome.table());
+    } else {
+        print!("{}", outcome.type_table());
+    }
     for f in &outcome.findings {
         println!("finding: {}", f.display());
     }
