@@ -276,21 +276,43 @@ pub(crate) fn array_get_next_key(
     key: Option<&[u8]>,
     next_key: &mut [u8],
 ) -> Result<(), Errno> {
-    const F: &str = "array_map_get_next_key";
+    index_get_next_key(ctx, "array_map_get_next_key", FILE, map, key, next_key)
+}
+
+/// The walk of every map keyed by a u32 index, under the name of the kernel function that
+/// repeats it (`array_map_get_next_key`, `dev_map_get_next_key`, `cpu_map_get_next_key`,
+/// `sock_map_get_next_key`, `xsk_map_get_next_key`, `reuseport_array_get_next_key`): a NULL
+/// key or an index past the end restarts at 0, the last index ends the walk, and every slot
+/// counts, filled or not.
+pub(crate) fn index_get_next_key(
+    ctx: &mut Ctx,
+    func: &'static str,
+    file: &'static str,
+    map: &MapDesc,
+    key: Option<&[u8]>,
+    next_key: &mut [u8],
+) -> Result<(), Errno> {
     // A NULL key reads as index U32_MAX, which restarts at 0 like any index out of range.
     let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
     if index >= map.max_entries {
         next_key.copy_from_slice(&0u32.to_le_bytes());
         ctx.note(
-            F,
-            FILE,
+            func,
+            file,
             "a NULL key or an index past the end restarts at 0",
             || format!("index={index}"),
         );
         return Ok(());
     }
-    check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,
-        "an index before the last one", "index={index} is the last");
+    if index == map.max_entries - 1 {
+        return Err(ctx.fail(
+            func,
+            file,
+            "an index before the last one",
+            Errno::ENOENT,
+            || format!("index={index} is the last"),
+        ));
+    }
     next_key.copy_from_slice(&(index + 1).to_le_bytes());
     Ok(())
 }

@@ -182,23 +182,7 @@ impl BpfMapOps for BpfCpuMap {
         key: Option<&[u8]>,
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
-        const F: &str = "cpu_map_get_next_key";
-        // A NULL key is index U32_MAX: like any index past the end, it restarts at 0.
-        let index = key.map(key_u32).unwrap_or(u32::MAX);
-        if index >= map.max_entries {
-            next_key.copy_from_slice(&0u32.to_le_bytes());
-            ctx.note(
-                F,
-                FILE,
-                "a NULL key or an index past the end restarts at 0",
-                || format!("index={index}"),
-            );
-            return Ok(());
-        }
-        check!(ctx, F, index == map.max_entries - 1 => Errno::ENOENT,
-            "an index before the last one", "index={index} is the last");
-        next_key.copy_from_slice(&(index + 1).to_le_bytes());
-        Ok(())
+        crate::arraymap::index_get_next_key(ctx, "cpu_map_get_next_key", FILE, map, key, next_key)
     }
 
     /// `cpu_map_mem_usage()`: the map and its pointer array; the entries are not counted.

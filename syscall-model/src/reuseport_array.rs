@@ -17,11 +17,11 @@
 //! if its `sk_user_data` is taken (it is already in a reuseport array).
 
 use crate::arraymap::array_map_alloc_check;
+use crate::arraymap::index_get_next_key;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
-use crate::sock_map::index_array_get_next_key;
 use crate::socket::sockfd_lookup;
 use crate::uapi::{elem_flags::BPF_EXIST, MapCreateAttr};
 
@@ -133,7 +133,7 @@ impl BpfMapOps for ReuseportArray {
         key: Option<&[u8]>,
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
-        index_array_get_next_key(
+        index_get_next_key(
             ctx,
             "reuseport_array_get_next_key",
             FILE,

@@ -109,41 +109,6 @@ fn sock_map_update_elem_sys(ctx: &mut Ctx, map: &MapDesc, value: &[u8]) -> Resul
     match sock {}
 }
 
-/// The array walk of `sock_map_get_next_key`, `xsk_map_get_next_key` and
-/// `reuseport_array_get_next_key`: a NULL key or an index past the end restarts at 0, the last
-/// index ends the walk, every slot counts whether it is filled or not.
-pub(crate) fn index_array_get_next_key(
-    ctx: &mut Ctx,
-    func: &'static str,
-    file: &'static str,
-    map: &MapDesc,
-    key: Option<&[u8]>,
-    next_key: &mut [u8],
-) -> Result<(), Errno> {
-    let i = key.map(index).unwrap_or(u32::MAX);
-    if i >= map.max_entries {
-        next_key.copy_from_slice(&0u32.to_le_bytes());
-        ctx.note(
-            func,
-            file,
-            "a NULL key or an index past the end restarts at 0",
-            || format!("index={i}"),
-        );
-        return Ok(());
-    }
-    if i == map.max_entries - 1 {
-        return Err(ctx.fail(
-            func,
-            file,
-            "an index before the last one (empty slots are walked too)",
-            Errno::ENOENT,
-            || format!("index={i} is the last"),
-        ));
-    }
-    next_key.copy_from_slice(&(i + 1).to_le_bytes());
-    Ok(())
-}
-
 impl BpfMapOps for BpfStab {
     /// `sock_map_lookup_sys()`: the cookie of the socket in the slot.
     fn map_lookup_elem_sys(
@@ -200,7 +165,7 @@ impl BpfMapOps for BpfStab {
         key: Option<&[u8]>,
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
-        index_array_get_next_key(ctx, "sock_map_get_next_key", FILE, map, key, next_key)
+        crate::arraymap::index_get_next_key(ctx, "sock_map_get_next_key", FILE, map, key, next_key)
     }
 
     /// `sock_map_mem_usage()`: the struct and one pointer per slot.

@@ -11,11 +11,11 @@
 //! is not AF_XDP, then 0 if the slot already holds that very socket, EEXIST for NOEXIST on a
 //! full slot and ENOENT for EXIST on an empty one; none of that is modelled.
 
+use crate::arraymap::index_get_next_key;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::map::{BpfMapOps, MapDesc};
-use crate::sock_map::index_array_get_next_key;
 use crate::socket::sockfd_lookup;
 use crate::uapi::{elem_flags::BPF_EXIST, map_flags::*, MapCreateAttr};
 
@@ -115,7 +115,7 @@ impl BpfMapOps for XskMap {
         key: Option<&[u8]>,
         next_key: &mut [u8],
     ) -> Result<(), Errno> {
-        index_array_get_next_key(ctx, "xsk_map_get_next_key", FILE, map, key, next_key)
+        index_get_next_key(ctx, "xsk_map_get_next_key", FILE, map, key, next_key)
     }
 
     /// `xsk_map_mem_usage()`: `struct_size(m, xsk_map, max_entries)`.
