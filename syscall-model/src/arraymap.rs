@@ -120,7 +120,7 @@ struct BpfArray {
 
 impl BpfArray {
     fn index(key: &[u8]) -> u32 {
-        u32::from_le_bytes([key[0], key[1], key[2], key[3]])
+        key_index(key)
     }
 
     fn read_elem(&self, index: u32) -> Vec<u8> {
@@ -267,6 +267,16 @@ impl BpfMapOps for BpfArray {
             m.struct_size + entries * m.slot
         }
     }
+}
+
+/// The u32 index of a 4-byte key (`*(u32 *)key`), as every index-keyed map reads it: arrays,
+/// fd arrays, devmap, cpumap, the socket maps, XSKMAP, INSN_ARRAY. A shorter key (never seen:
+/// the syscall copies key_size bytes) reads as zero-extended.
+pub(crate) fn key_index(key: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = key.len().min(4);
+    b[..n].copy_from_slice(&key[..n]);
+    u32::from_le_bytes(b)
 }
 
 /// `array_map_get_next_key()`: shared by every array flavour.

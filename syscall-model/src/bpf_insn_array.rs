@@ -8,6 +8,7 @@
 //! created with BPF_F_RDONLY_PROG added to its flags: programs may not write it.
 
 use crate::arraymap::array_get_next_key;
+use crate::arraymap::key_index as index;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -61,10 +62,6 @@ pub fn insn_array_alloc(
 struct InsnArray {
     orig_off: HashMap<u32, u32>,
     struct_size: u64,
-}
-
-fn index(key: &[u8]) -> u32 {
-    u32::from_le_bytes([key[0], key[1], key[2], key[3]])
 }
 
 impl BpfMapOps for InsnArray {

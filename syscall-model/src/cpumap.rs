@@ -6,6 +6,7 @@
 //! be possible (the profile's `num_possible_cpus`, numbered from 0); qsize 0 empties the
 //! slot. The model has no programs, so an element never holds one and reads back id 0.
 
+use crate::arraymap::key_index as key_u32;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -64,10 +65,6 @@ struct CpumapVal {
 struct BpfCpuMap {
     entries: HashMap<u32, CpumapVal>,
     struct_size: u64,
-}
-
-fn key_u32(key: &[u8]) -> u32 {
-    u32::from_le_bytes([key[0], key[1], key[2], key[3]])
 }
 
 /// `__cpu_map_entry_alloc()`: the queue, then the program if `prog_fd > 0`

@@ -9,6 +9,7 @@
 //! ([`Kernel::dev_get_by_index`](crate::kernel::Kernel::dev_get_by_index)); the model has no
 //! programs, so an element never holds one and reads back program id 0.
 
+use crate::arraymap::key_index as key_u32;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -123,10 +124,6 @@ struct BpfDtab {
     items: u32,
     dtab_size: u64,
     netdev_size: u64,
-}
-
-fn key_u32(key: &[u8]) -> u32 {
-    u32::from_le_bytes([key[0], key[1], key[2], key[3]])
 }
 
 /// The user's value, zero-extended to `struct bpf_devmap_val` (ifindex, program fd).

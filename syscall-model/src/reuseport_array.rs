@@ -18,6 +18,7 @@
 
 use crate::arraymap::array_map_alloc_check;
 use crate::arraymap::index_get_next_key;
+use crate::arraymap::key_index as index;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -55,10 +56,6 @@ pub fn reuseport_array_alloc(
 struct ReuseportArray {
     /// `sizeof(struct reuseport_array)`, which is `sizeof(struct bpf_map)`.
     struct_size: u64,
-}
-
-fn index(key: &[u8]) -> u32 {
-    u32::from_le_bytes(key[..4].try_into().unwrap_or([0; 4]))
 }
 
 impl BpfMapOps for ReuseportArray {

@@ -29,6 +29,7 @@
 //! A stored socket also leaves the map by itself when it is closed (`sock_map_close`), and its
 //! cookie is a global counter; both would need sockets in the fd table and in scenarios.
 
+use crate::arraymap::key_index as index;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -92,10 +93,6 @@ pub fn sock_map_alloc(
 struct BpfStab {
     /// `sizeof(struct bpf_stab)` of the profiled kernel.
     struct_size: u64,
-}
-
-fn index(key: &[u8]) -> u32 {
-    u32::from_le_bytes(key[..4].try_into().unwrap_or([0; 4]))
 }
 
 /// `sock_map_update_elem_sys()`: the syscall's update for both types, up to the socket.

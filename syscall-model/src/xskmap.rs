@@ -12,6 +12,7 @@
 //! full slot and ENOENT for EXIST on an empty one; none of that is modelled.
 
 use crate::arraymap::index_get_next_key;
+use crate::arraymap::key_index as index;
 use crate::check;
 use crate::ctx::Ctx;
 use crate::errno::Errno;
@@ -51,10 +52,6 @@ pub fn xsk_map_alloc(
 struct XskMap {
     /// `sizeof(struct xsk_map)` of the profiled kernel.
     struct_size: u64,
-}
-
-fn index(key: &[u8]) -> u32 {
-    u32::from_le_bytes(key[..4].try_into().unwrap_or([0; 4]))
 }
 
 impl BpfMapOps for XskMap {
