@@ -345,8 +345,8 @@ mod tests {
     }
 }
 
-/// The model's and the kernel's transcripts of one scenario.
-type Pair = (Transcript, Transcript);
+/// One scenario's run: the model's transcript, the kernel's, and the model's watched calls.
+type Run = (Transcript, Transcript, Vec<crate::coverage::WatchedCall>);
 
 /// What a fuzz run found.
 #[derive(Default, Debug)]
@@ -465,23 +465,20 @@ pub fn run_host(
 ) -> anyhow::Result<Outcome> {
     let (profile, _) = runner::host_profile()?;
     let ncpus = profile.num_possible_cpus;
-    let run = |text: &str| -> Option<(Transcript, Transcript)> {
+    // The model runs watched, so the same run gives its transcript and the map type behind
+    // every call (for the tally).
+    let run = |text: &str| -> Option<Run> {
         let s = parse("fuzz.bpfs", text)?;
-        let m = runner::run_model(&s, &profile);
+        let (m, calls) = crate::coverage::run_watched(&s, &profile);
         let k = runner::run_kernel(&s).ok()?;
-        Some((m, k))
-    };
-    let watched = |text: &str| {
-        parse("fuzz.bpfs", text)
-            .map(|s| crate::coverage::run_watched(&s, &profile).1)
-            .unwrap_or_default()
+        Some((m, k, calls))
     };
     let count = calls.div_ceil(per.max(1)) as u64;
     let mut outcome = Outcome::default();
     let mut index = 0u64;
     while index < count {
         let upto = (index + 64).min(count);
-        let results: Vec<(u64, String, Option<Pair>)> = (index..upto)
+        let results: Vec<(u64, String, Option<Run>)> = (index..upto)
             .into_par_iter()
             .map(|i| {
                 let text = generate(seed, i, per, ncpus);
@@ -490,21 +487,21 @@ pub fn run_host(
             })
             .collect();
         for (i, text, r) in results {
-            let (m, k) = r.with_context(|| {
+            let (m, k, calls) = r.with_context(|| {
                 format!("fuzz scenario {i} of seed {seed} does not run:\n{text}")
             })?;
             outcome.count(&k);
-            outcome.count_watched(&watched(&text));
+            outcome.count_watched(&calls);
             if diverges(&m, &k) {
                 let small = shrink(&text, &mut |t| {
-                    run(t).is_some_and(|(m, k)| diverges(&m, &k))
+                    run(t).is_some_and(|(m, k, _)| diverges(&m, &k))
                 });
                 let note = format!(
                     "fuzz finding: seed {seed}, scenario {i}, shrunk; model {} and the host kernel disagree",
                     profile.label()
                 );
                 let path = write_finding(out, &format!("seed{seed}-{i}"), &note, &small)?;
-                if let Some((m, k)) = run(&small) {
+                if let Some((m, k, _)) = run(&small) {
                     for d in compare(&m, &k) {
                         eprint!(
                             "{}",
