@@ -362,8 +362,7 @@ pub fn render_bytes(b: &[u8], slot: Option<usize>) -> String {
         4 => num("u32", le(4)),
         8 => num("u64", le(8)),
         _ => {
-            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            format!("hex:{hex}")
+            format!("hex:{}", syscall_model::trace::hex(b))
         }
     }
 }
@@ -1178,6 +1177,7 @@ impl Exec<'_> {
             }
             Expr::Call(f, args) => match (f.as_str(), args.as_slice()) {
                 ("zero", [Expr::Int(n)]) if (0..=1 << 20).contains(n) => Ok(vec![0; *n as usize]),
+                ("zero", _) => serr(line, col, "zero(N) takes a length from 0 to 1048576 (1 MiB)".to_string()),
                 ("fd", [v]) => Ok((self.int(v, Kind::Fd, line, col)? as u32).to_le_bytes().to_vec()),
                 ("ptr", [v]) => Ok(self.ptr(v, None, line, col)?.to_le_bytes().to_vec()),
                 ("percpu", vals) if !vals.is_empty() => {

@@ -16,6 +16,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
+use syscall_model::trace::hex;
 
 /// splitmix64: small, fast, and the same sequence on every machine for a seed.
 #[derive(Clone, Debug)]
@@ -61,6 +62,8 @@ struct GenMap {
     key_size: u32,
     value_size: u32,
     percpu: bool,
+    /// A map was closed before: this name's fd may be closed, or another map's now.
+    stale: bool,
 }
 
 /// The map types the fuzzer makes: those the model implements and that need no object it
@@ -100,12 +103,9 @@ fn bytes(rng: &mut Rng, len: u32) -> String {
     if len > 64 {
         return format!("zero({len})");
     }
-    let mut s = String::from("hex:");
-    for i in 0..len {
-        let b = if i == 0 { rng.below(4) as u8 } else { 0 };
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    let mut b = vec![0u8; len as usize];
+    b[0] = rng.below(4) as u8;
+    format!("hex:{}", hex(&b))
 }
 
 /// A size that is right most of the time and one short now and then.
@@ -128,10 +128,10 @@ fn value(rng: &mut Rng, m: &GenMap, ncpus: u32) -> String {
         if vs >= 4 && rng.chance(30) {
             b[3] = 0x70;
         }
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        return format!("hex:{hex}");
+        return format!("hex:{}", hex(&b));
     }
-    if m.percpu && vs == m.value_size {
+    // The kernel caps a per-CPU value at 32 KiB, so a bigger one never meets a map.
+    if m.percpu && vs == m.value_size && vs <= 32 << 10 {
         let slot = m.value_size.div_ceil(8) * 8;
         return format!("zero({})", slot.saturating_mul(ncpus));
     }
@@ -192,6 +192,7 @@ fn gen_create(rng: &mut Rng, name: &str) -> (String, GenMap) {
         key_size: ks,
         value_size: vs,
         percpu,
+        stale: false,
     };
     (line, m)
 }
@@ -235,10 +236,11 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
         8 => format!("lookup_and_delete({fd}, key={key})"),
         9 => format!("lookup_batch({fd}, count={})", rng.pick(&[0, 1, 2, 8])),
         10 => {
-            if rng.chance(50) {
+            // A walk reads an open map of the scenario back, key by key.
+            if rng.chance(50) || m.stale {
                 format!("freeze({fd})")
             } else {
-                format!("walk({fd})")
+                format!("walk({})", m.name)
             }
         }
         _ => {
@@ -247,16 +249,20 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
             // program, BTF and link commands, which the model does not implement.
             let cmd = *rng.pick(&[0u32, 1, 2, 3, 4, 6, 7, 15, 21, 22, 24, 25, 26, 27, 64, 1000]);
             let len = *rng.pick(&[0u64, 8, 32, 72, 120, 200]);
-            let mut attr = String::from("hex:");
-            for _ in 0..len {
-                let b = if rng.chance(70) {
-                    0
-                } else {
-                    rng.below(256) as u8
-                };
-                let _ = write!(attr, "{b:02x}");
-            }
-            let attr = if len == 0 { "NULL".to_string() } else { attr };
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.chance(70) {
+                        0
+                    } else {
+                        rng.below(256) as u8
+                    }
+                })
+                .collect();
+            let attr = if len == 0 {
+                "NULL".to_string()
+            } else {
+                format!("hex:{}", hex(&bytes))
+            };
             let size = if rng.chance(20) { rng.below(300) } else { len };
             format!("raw(cmd={cmd}, attr={attr}, size={size})")
         }
@@ -268,14 +274,20 @@ pub fn generate(seed: u64, index: u64, calls: usize, ncpus: u32) -> String {
     let mut rng = Rng::new(seed ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03));
     let mut out = format!("# fuzz: seed {seed}, scenario {index}\n");
     let mut maps: Vec<GenMap> = Vec::new();
+    // Fd numbers are reused, so after a close any name may stand for a stale fd or for
+    // another map's fd: from then on no name is walked (a walk needs a live map).
+    let mut closed_any = false;
     for i in 0..calls {
         if maps.is_empty() || (maps.len() < 4 && rng.chance(15)) {
-            let (line, m) = gen_create(&mut rng, &format!("m{i}"));
+            let (line, mut m) = gen_create(&mut rng, &format!("m{i}"));
+            m.stale = closed_any;
             out.push_str(&line);
             maps.push(m);
         } else if rng.chance(3) {
-            let m = rng.pick(&maps).name.clone();
-            let _ = write!(out, "close({m})");
+            let victim = rng.pick(&maps).name.clone();
+            let _ = write!(out, "close({victim})");
+            maps.iter_mut().for_each(|m| m.stale = true);
+            closed_any = true;
         } else {
             out.push_str(&gen_call(&mut rng, &maps, ncpus));
         }
@@ -334,6 +346,22 @@ mod tests {
             let s = parse("f.bpfs", &text).unwrap_or_else(|| panic!("does not parse:\n{text}"));
             crate::exec::validate(&s)
                 .unwrap_or_else(|e| panic!("{}:{}: {}\n{text}", e.line, e.col, e.msg));
+        }
+    }
+
+    #[test]
+    fn every_generated_call_is_a_call_not_a_scenario_error() {
+        let profile = syscall_model::KernelProfile::linux_6_12(syscall_model::Arch::X86_64, 2);
+        for i in 0..300 {
+            let text = generate(21, i, 40, 2);
+            let s = parse("f.bpfs", &text).expect("parses");
+            let t = runner::run_model(&s, &profile);
+            let bad: Vec<_> = t
+                .entries
+                .iter()
+                .filter(|e| e.text.contains("scenario error"))
+                .collect();
+            assert!(bad.is_empty(), "{bad:?}\n{text}");
         }
     }
 
@@ -518,6 +546,12 @@ pub fn run_host(
     Ok(outcome)
 }
 
+/// The scenario index in a guest corpus file name (`f0000042.bpfs`).
+fn scenario_index(path: &str) -> u64 {
+    let stem = path.trim_end_matches(".bpfs");
+    stem.trim_start_matches('f').parse().unwrap_or(0)
+}
+
 /// Scenarios per guest boot: about 20,000 calls, a couple of minutes under TCG, well inside
 /// the boot timeout.
 const SCENARIOS_PER_BOOT: u64 = 500;
@@ -561,11 +595,25 @@ pub fn run_qemu(
         let reports = crate::qemu::run(&cfg, log);
         let _ = std::fs::remove_dir_all(&dir);
         for r in reports? {
-            for (path, m, k) in &r.results {
+            // The guest sends transcripts; the map type behind each call comes from a watched
+            // run of the same scenarios on the model here, under the guest's profile (cheap
+            // next to the guest's run).
+            let watched: Vec<_> = r
+                .results
+                .par_iter()
+                .map(|(path, _, _)| {
+                    let i = scenario_index(path);
+                    parse("fuzz.bpfs", &generate(seed, i, per, ncpus))
+                        .map(|s| crate::coverage::run_watched(&s, &r.model).1)
+                })
+                .collect();
+            for ((path, m, k), calls) in r.results.iter().zip(watched) {
                 outcome.count(k);
+                if let Some(calls) = calls {
+                    outcome.count_watched(&calls);
+                }
                 if diverges(m, k) {
-                    let stem = path.trim_end_matches(".bpfs");
-                    let i: u64 = stem.trim_start_matches('f').parse().unwrap_or(0);
+                    let i = scenario_index(path);
                     let note = format!(
                         "fuzz finding: seed {seed}, scenario {i}, not shrunk (a QEMU kernel); model {} and {} disagree",
                         r.profile, r.label

@@ -22,6 +22,13 @@ impl Arch {
         }
     }
 
+    /// The architecture named `name` (`x86_64`, `riscv64`), if the model knows it.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        [Arch::X86_64, Arch::Riscv64]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
     /// The architecture this code was compiled for, if it is one the model knows.
     pub fn native() -> Option<Arch> {
         if cfg!(target_arch = "x86_64") {

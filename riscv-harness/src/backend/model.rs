@@ -79,11 +79,7 @@ impl Backend for ModelBackend {
     }
 
     fn read(&self, addr: u64, len: usize) -> Vec<u8> {
-        self.mem
-            .peek(addr, len)
-            .into_iter()
-            .map(|b| b.unwrap_or(0))
-            .collect()
+        self.mem.peek_or_zero(addr, len)
     }
 
     fn bpf(&mut self, cmd: i32, attr: u64, size: u32, common: (u64, u32)) -> Result<i32, Errno> {

@@ -162,15 +162,7 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::new();
-    for x in b {
-        let _ = write!(s, "{x:02x}");
-    }
-    s
+    Ok(syscall_model::trace::hex(&h.finalize()))
 }
 
 /// `curl -fsS URL -o DEST`; Ok(false) when the archive says 404.

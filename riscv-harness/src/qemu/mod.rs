@@ -19,6 +19,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use syscall_model::{Arch, KernelProfile};
 
 /// What booting a guest of one architecture takes: the QEMU binary and the static guest
 /// runner built for it.
@@ -89,6 +90,10 @@ pub struct KernelReport {
     /// The manifest name (`riscv64-6.12`) or `host`.
     pub name: String,
     pub profile: String,
+    /// The model's profile for this kernel, as the host rebuilds it from the release and CPU
+    /// count the guest reported (sysctls at the profile's defaults): to rerun a scenario on
+    /// the model here, watched, as the fuzz tally does.
+    pub model: KernelProfile,
     pub note: String,
     pub results: Vec<(String, Transcript, Transcript)>,
     pub wall: Duration,
@@ -228,12 +233,15 @@ pub fn run(cfg: &QemuConfig, log: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Vec<
                         cfg.timeout,
                     )
                     .with_context(|| format!("{} (Linux {})", k.spec.name, k.version))?;
+                    let guest_arch = Arch::from_name(arch)
+                        .with_context(|| format!("{}: unknown architecture {arch}", k.spec.name))?;
                     Ok(KernelReport {
                         // The version from the kernel's config header (6.1.176), which
                         // Debian's release string (6.1.0-50-amd64) does not always carry.
                         label: format!("{} Linux {}", k.spec.arch, k.version),
                         name: k.spec.name.clone(),
                         profile: g.profile,
+                        model: runner::profile_for(&g.release, guest_arch, g.ncpus).0,
                         note: g.note,
                         results: g.results,
                         wall: g.wall,
@@ -279,6 +287,7 @@ pub fn run_host(dir: &Path) -> anyhow::Result<KernelReport> {
         ),
         name: "host".into(),
         profile: profile.label(),
+        model: profile,
         note: note.unwrap_or_default(),
         results,
         wall: start.elapsed(),
