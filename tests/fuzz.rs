@@ -38,7 +38,16 @@ fn fuzzing_the_host_kernel_with_fixed_seeds_finds_no_divergence() {
     }
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     for seed in [1, 2, 3] {
-        let o = fuzz::run_host(seed, 3000, 40, &findings(), &|_| {}).expect("fuzz runs");
+        let o = fuzz::run_host(
+            fuzz::Plan {
+                seed,
+                calls: 3000,
+                per: 40,
+            },
+            &findings(),
+            &|_| {},
+        )
+        .expect("fuzz runs");
         eprintln!(
             "seed {seed}: {} calls, {} divergences",
             o.calls,
@@ -65,8 +74,19 @@ fn fuzzing_qemu_kernels_with_a_fixed_seed_finds_no_divergence() {
             );
         }
         let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-        let o = fuzz::run_qemu(&cfg, name, 4, 2000, 40, &findings(), &|m| eprintln!("{m}"))
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let o = fuzz::run_qemu(
+            &cfg,
+            name,
+            fuzz::Plan {
+                seed: 4,
+                calls: 2000,
+                per: 40,
+            },
+            &findings(),
+            &|m| eprintln!("{m}"),
+            &|_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
         eprintln!(
             "{name}: {} calls, {} divergences",
             o.calls,

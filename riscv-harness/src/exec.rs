@@ -163,9 +163,18 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
         let max_positional = match st.func.as_str() {
             "map_create" | "raw" | "get_next_id" | "get_fd_by_id" | "obj_get"
             | "drop_privileges" => 0,
-            "walk" | "dump" => 2,
+            "walk" | "dump" | "get_next_key" | "lookup_batch" | "lookup_and_delete_batch" => 2,
             _ => 1,
         };
+        if let Some(a) = st.positional(1) {
+            if !is_unordered(st) {
+                return serr(
+                    st.line,
+                    a.col,
+                    format!("the second argument of {} can only be `unordered`", st.func),
+                );
+            }
+        }
         let mut positional = 0;
         for a in &st.args {
             match &a.name {
@@ -216,6 +225,17 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
         }
     }
     Ok(())
+}
+
+/// Whether the call is marked `unordered` (its second positional argument): for a hash map
+/// whose seed is random, where only the set of keys a call returns is the kernel's to fix,
+/// not their order. A walk or a batch then prints its elements sorted, get_next_key prints
+/// no key (any key of the map is right) and a batch no resume cookie (a bucket number).
+fn is_unordered(st: &Stmt) -> bool {
+    matches!(
+        st.positional(1),
+        Some(Arg { value: Expr::Name(n), .. }) if n == "unordered"
+    )
 }
 
 /// The uid `drop_privileges()` takes without `uid=`: nobody.
@@ -363,6 +383,41 @@ pub fn render_bytes(b: &[u8], slot: Option<usize>) -> String {
         8 => num("u64", le(8)),
         _ => {
             format!("hex:{}", syscall_model::trace::hex(b))
+        }
+    }
+}
+
+/// Sorts a batch's written-back keys and values as pairs, by key, with the entries the
+/// kernel left alone (the poison) last: `now` holds each out buffer's bytes.
+fn sort_batch_pairs(outs: &[OutBuf], now: &mut [Vec<u8>]) {
+    let array = |field: &str| {
+        outs.iter()
+            .position(|o| o.field == field)
+            .and_then(|i| match outs[i].show {
+                Show::Array { elem, .. } if elem > 0 => Some((i, elem)),
+                _ => None,
+            })
+    };
+    let (Some((ki, kelem)), vals) = (array("keys"), array("values")) else {
+        return;
+    };
+    let n = now[ki].len() / kelem;
+    let entry = |buf: &[u8], elem: usize, i: usize| buf[i * elem..(i + 1) * elem].to_vec();
+    let mut pairs: Vec<(bool, Vec<u8>, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let k = entry(&now[ki], kelem, i);
+            let v = match vals {
+                Some((vi, velem)) if now[vi].len() >= (i + 1) * velem => entry(&now[vi], velem, i),
+                _ => Vec::new(),
+            };
+            (k.iter().all(|b| *b == POISON), k, v)
+        })
+        .collect();
+    pairs.sort();
+    now[ki] = pairs.iter().flat_map(|(_, k, _)| k.clone()).collect();
+    if let Some((vi, velem)) = vals {
+        if now[vi].len() == n * velem {
+            now[vi] = pairs.iter().flat_map(|(_, _, v)| v.clone()).collect();
         }
     }
 }
@@ -590,11 +645,21 @@ impl Exec<'_> {
                 self.maps.remove(&fd);
             }
         }
-        for o in std::mem::take(&mut self.outs) {
-            let now = self.be.read(o.addr, o.before.len());
+        let outs = std::mem::take(&mut self.outs);
+        let mut now: Vec<Vec<u8>> = outs
+            .iter()
+            .map(|o| self.be.read(o.addr, o.before.len()))
+            .collect();
+        let unordered = is_unordered(st);
+        if unordered {
+            sort_batch_pairs(&outs, &mut now);
+        }
+        for (o, now) in outs.into_iter().zip(now) {
             let always = matches!(o.show, Show::MapInfo) && r.is_ok();
             if now != o.before || always {
+                let hidden = unordered && matches!(o.field, "next_key" | "out_batch");
                 let text = match o.show {
+                    _ if hidden => "(any)".to_string(),
                     Show::Bytes(slot) => render_bytes(&now, slot),
                     Show::Id => self.render_id(&now),
                     Show::MapInfo => self.render_map_info(&now),
@@ -1294,20 +1359,7 @@ impl Exec<'_> {
     /// key up. `unordered` sorts the result, for hash maps whose seed is random.
     fn walk(&mut self, st: &Stmt) -> Res<String> {
         let fd = self.fd_arg(st, 0)?;
-        let unordered = match st.positional(1) {
-            None => false,
-            Some(Arg {
-                value: Expr::Name(n),
-                ..
-            }) if n == "unordered" => true,
-            Some(a) => {
-                return serr(
-                    st.line,
-                    a.col,
-                    "the second argument of walk/dump can only be `unordered`",
-                )
-            }
-        };
+        let unordered = is_unordered(st);
         let dump = st.func == "dump";
         let Some(info) = self.maps.get(&fd).copied() else {
             return serr(
@@ -1484,5 +1536,29 @@ mod tests {
             render_bytes(&[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], Some(8)),
             "[u64:1, u64:2]"
         );
+    }
+
+    fn validated(text: &str) -> Result<(), String> {
+        let s = crate::scenario::parse(std::path::Path::new("t.bpfs"), text)
+            .map_err(|e| e.to_string())?;
+        validate(&s).map_err(|e| e.msg)
+    }
+
+    #[test]
+    fn only_order_dependent_calls_take_unordered() {
+        let m = "m = map_create(type=HASH, key_size=4, value_size=4, max_entries=4)\n";
+        for call in [
+            "walk(m, unordered)",
+            "dump(m, unordered)",
+            "get_next_key(m, key=NULL, unordered)",
+            "lookup_batch(m, count=4, unordered)",
+            "lookup_and_delete_batch(m, count=4, unordered)",
+        ] {
+            assert_eq!(validated(&format!("{m}{call}\n")), Ok(()), "{call}");
+        }
+        let e = validated(&format!("{m}get_next_key(m, key=NULL, sorted)\n")).unwrap_err();
+        assert!(e.contains("can only be `unordered`"), "{e}");
+        let e = validated(&format!("{m}lookup(m, key=u32:1, unordered)\n")).unwrap_err();
+        assert!(e.contains("at most 1 positional"), "{e}");
     }
 }

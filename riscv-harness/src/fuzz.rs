@@ -142,15 +142,16 @@ fn elem_flags(rng: &mut Rng) -> u64 {
     *rng.pick(&[0, 0, 0, 1, 2, 4, 3, 1 << 40])
 }
 
-/// One map_create: a type, its usual sizes (or a boundary), and a few flags.
-fn gen_create(rng: &mut Rng, name: &str) -> (String, GenMap) {
+/// One map_create: a type, its usual sizes (or a boundary), and a few flags. Hash maps get
+/// BPF_F_ZERO_SEED when the scenario is `ordered`.
+fn gen_create(rng: &mut Rng, name: &str, ordered: bool) -> (String, GenMap) {
     let ty = *rng.pick(TYPES);
     let (mut ks, mut vs, mut max, mut flags): (u32, u32, u32, Vec<&str>) = match ty {
         "HASH" | "PERCPU_HASH" | "LRU_HASH" | "LRU_PERCPU_HASH" => (
             *rng.pick(&[4, 8, 1, 16]),
             *rng.pick(&[4, 8, 1, 64]),
             *rng.pick(&[1, 2, 4, 8]),
-            vec!["ZERO_SEED"],
+            if ordered { vec!["ZERO_SEED"] } else { vec![] },
         ),
         "ARRAY" | "PERCPU_ARRAY" => (
             4,
@@ -174,7 +175,7 @@ fn gen_create(rng: &mut Rng, name: &str) -> (String, GenMap) {
     // No huge max_entries: a real kernel would try to allocate them (slowly, or until ENOMEM,
     // which the model does not model); the limits on max_entries have their scenarios.
     if rng.chance(5) {
-        max = *rng.pick(&[0, 3, 64]);
+        max = *rng.pick(&[0, 3, MAX_GENERATED_ENTRIES]);
     }
     if rng.chance(20) {
         flags.push(*rng.pick(FLAG_NAMES));
@@ -197,8 +198,14 @@ fn gen_create(rng: &mut Rng, name: &str) -> (String, GenMap) {
     (line, m)
 }
 
-/// One call on a map made earlier (or on `never`).
-fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
+/// The most elements a generated map holds: a batch of this many reaches the end of any map.
+const MAX_GENERATED_ENTRIES: u32 = 64;
+
+/// One call on a map made earlier (or on `never`). In a scenario that is not `ordered` the
+/// calls whose result depends on the hash seed's order are compared as sets: get_next_key
+/// starts from NULL and leaves its key out, batches are big enough to return every element
+/// and are sorted, walks are sorted.
+fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32, ordered: bool) -> String {
     let m = rng.pick(maps).clone();
     let fd = if rng.chance(3) {
         "never".to_string()
@@ -225,6 +232,7 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
             }
         }
         6 => format!("delete({fd}, key={key})"),
+        7 if !ordered => format!("get_next_key({fd}, key=NULL, unordered)"),
         7 => {
             let k = if rng.chance(30) {
                 "NULL".to_string()
@@ -234,13 +242,26 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
             format!("get_next_key({fd}, key={k})")
         }
         8 => format!("lookup_and_delete({fd}, key={key})"),
+        // A batch's buffers hold `count` values: past 64 KiB (a value of 1 MiB) only the
+        // count of 0 is tried, or one call would copy 64 MiB.
+        9 if !ordered => {
+            let all = u64::from(m.value_size) * u64::from(MAX_GENERATED_ENTRIES) <= 64 << 10;
+            let count = if all && rng.chance(80) {
+                MAX_GENERATED_ENTRIES
+            } else {
+                0
+            };
+            format!("lookup_batch({fd}, count={count}, unordered)")
+        }
         9 => format!("lookup_batch({fd}, count={})", rng.pick(&[0, 1, 2, 8])),
         10 => {
             // A walk reads an open map of the scenario back, key by key.
             if rng.chance(50) || m.stale {
                 format!("freeze({fd})")
-            } else {
+            } else if ordered {
                 format!("walk({})", m.name)
+            } else {
+                format!("walk({}, unordered)", m.name)
             }
         }
         _ => {
@@ -273,13 +294,17 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32) -> String {
 pub fn generate(seed: u64, index: u64, calls: usize, ncpus: u32) -> String {
     let mut rng = Rng::new(seed ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03));
     let mut out = format!("# fuzz: seed {seed}, scenario {index}\n");
+    // A quarter of the scenarios make their hash maps without BPF_F_ZERO_SEED: every call
+    // of such a scenario is one whose outcome the seed cannot change, or is compared as a set
+    // (a stale name may reach any map of the scenario, so the choice is the scenario's).
+    let ordered = !rng.chance(25);
     let mut maps: Vec<GenMap> = Vec::new();
     // Fd numbers are reused, so after a close any name may stand for a stale fd or for
     // another map's fd: from then on no name is walked (a walk needs a live map).
     let mut closed_any = false;
     for i in 0..calls {
         if maps.is_empty() || (maps.len() < 4 && rng.chance(15)) {
-            let (line, mut m) = gen_create(&mut rng, &format!("m{i}"));
+            let (line, mut m) = gen_create(&mut rng, &format!("m{i}"), ordered);
             m.stale = closed_any;
             out.push_str(&line);
             maps.push(m);
@@ -289,7 +314,7 @@ pub fn generate(seed: u64, index: u64, calls: usize, ncpus: u32) -> String {
             maps.iter_mut().for_each(|m| m.stale = true);
             closed_any = true;
         } else {
-            out.push_str(&gen_call(&mut rng, &maps, ncpus));
+            out.push_str(&gen_call(&mut rng, &maps, ncpus, ordered));
         }
         out.push('\n');
     }
@@ -481,16 +506,30 @@ pub fn write_finding(
     Ok(path)
 }
 
+/// What a fuzz run makes: `calls` calls from `seed`, in scenarios of `per` calls each.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub seed: u64,
+    pub calls: usize,
+    pub per: usize,
+}
+
+impl Plan {
+    /// How many scenarios the run generates.
+    pub fn scenarios(&self) -> u64 {
+        self.calls.div_ceil(self.per.max(1)) as u64
+    }
+}
+
 /// Fuzzes the host kernel: `calls` calls in scenarios of `per`, run in parallel, each on the
 /// model (the host's profile) and in a fresh process on the kernel. A divergence is shrunk and
 /// written under `out`; `progress` hears after every batch.
 pub fn run_host(
-    seed: u64,
-    calls: usize,
-    per: usize,
+    plan: Plan,
     out: &Path,
     progress: &(dyn Fn(&Outcome) + Sync),
 ) -> anyhow::Result<Outcome> {
+    let Plan { seed, per, .. } = plan;
     let (profile, _) = runner::host_profile()?;
     let ncpus = profile.num_possible_cpus;
     // The model runs watched, so the same run gives its transcript and the map type behind
@@ -501,7 +540,7 @@ pub fn run_host(
         let k = runner::run_kernel(&s).ok()?;
         Some((m, k, calls))
     };
-    let count = calls.div_ceil(per.max(1)) as u64;
+    let count = plan.scenarios();
     let mut outcome = Outcome::default();
     let mut index = 0u64;
     while index < count {
@@ -558,18 +597,18 @@ const SCENARIOS_PER_BOOT: u64 = 500;
 
 /// Fuzzes a kernel of the manifest in QEMU: the generated scenarios become the guest's corpus,
 /// [`SCENARIOS_PER_BOOT`] at a time. Findings are written whole (shrinking would boot the guest
-/// once per try).
+/// once per try). `log` hears the harness's messages, `progress` the tally after every boot.
 pub fn run_qemu(
     base: &crate::qemu::QemuConfig,
     name: &str,
-    seed: u64,
-    calls: usize,
-    per: usize,
+    plan: Plan,
     out: &Path,
     log: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&Outcome) + Sync),
 ) -> anyhow::Result<Outcome> {
+    let Plan { seed, per, .. } = plan;
     let ncpus = crate::qemu::boot::GUEST_SMP;
-    let count = calls.div_ceil(per.max(1)) as u64;
+    let count = plan.scenarios();
     let mut outcome = Outcome::default();
     let mut first = 0u64;
     while first < count {
@@ -631,6 +670,7 @@ pub fn run_qemu(
             }
         }
         first = last;
+        progress(&outcome);
     }
     Ok(outcome)
 }

@@ -262,6 +262,7 @@ fn fuzz(
     out: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     use riscv_harness::fuzz;
+    let plan = fuzz::Plan { seed, calls, per };
     let start = std::time::Instant::now();
     let progress = |o: &fuzz::Outcome| {
         eprint!(
@@ -272,7 +273,7 @@ fn fuzz(
         );
     };
     let outcome = if kernel == "host" {
-        let o = fuzz::run_host(seed, calls, per, out, &progress)?;
+        let o = fuzz::run_host(plan, out, &progress)?;
         eprintln!();
         o
     } else {
@@ -280,7 +281,10 @@ fn fuzz(
             .strip_prefix("qemu:")
             .with_context(|| format!("--kernel {kernel:?}: expected host or qemu:NAME"))?;
         let q = QemuConfig::in_workspace(std::path::Path::new("."));
-        fuzz::run_qemu(&q, name, seed, calls, per, out, &|m| eprintln!("{m}"))?
+        // A boot's own messages go on lines of their own, after the progress line.
+        let o = fuzz::run_qemu(&q, name, plan, out, &|m| eprintln!("\n{m}"), &progress)?;
+        eprintln!();
+        o
     };
     if outcome.by_type.is_empty() {
         print!("{}", outcome.table());
