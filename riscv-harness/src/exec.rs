@@ -105,6 +105,34 @@ struct Exec<'b> {
     outs: Vec<OutBuf>,
     calls: usize,
     line: usize,
+    /// The bpf(2) calls of the current statement, when the run is recorded.
+    record: Option<Vec<CallRecord>>,
+}
+
+/// One bpf(2) call a statement made, as the runner made it.
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    pub cmd: i32,
+    /// Where the attr was.
+    pub attr_addr: u64,
+    /// The attr's bytes before the call, when the runner wrote them (not for an attr given as
+    /// a bare address: NULL, unmapped, `ptr(..)`).
+    pub attr: Option<Vec<u8>>,
+    pub size: u32,
+    pub result: Result<i32, Errno>,
+    /// The model's steps through the kernel (none on a kernel backend).
+    pub steps: Vec<syscall_model::trace::Step>,
+}
+
+/// One statement of a recorded run: its transcript entry and the bpf(2) calls it made.
+#[derive(Clone, Debug)]
+pub struct StmtRecord {
+    pub line: usize,
+    /// The statement as written.
+    pub stmt: String,
+    /// Its transcript entry (the statement with its outcome).
+    pub outcome: String,
+    pub calls: Vec<CallRecord>,
 }
 
 /// Checks every statement's call and argument names before anything runs.
@@ -274,6 +302,17 @@ pub fn drops_privileges(s: &Scenario) -> bool {
 
 /// Runs every statement of `s` on `be`.
 pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
+    run_inner(s, be, false).0
+}
+
+/// Runs `s` on `be` and also returns, per statement, every bpf(2) call it made (its attr, size,
+/// result and, on the model, its steps): what `bpfmodel explain` and `--format strace` show.
+pub fn run_recorded(s: &Scenario, be: &mut dyn Backend) -> (Transcript, Vec<StmtRecord>) {
+    run_inner(s, be, true)
+}
+
+fn run_inner(s: &Scenario, be: &mut dyn Backend, record: bool) -> (Transcript, Vec<StmtRecord>) {
+    let mut records = Vec::new();
     let mut t = Transcript {
         scenario: s.name.clone(),
         backend: be.name().to_string(),
@@ -284,13 +323,13 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
             e.line,
             format!("!! scenario error at {}:{}: {}", e.line, e.col, e.msg),
         ));
-        return t;
+        return (t, records);
     }
     // Every scenario starts on CPU 0 (the LRU maps' per-CPU lists depend on it).
     if let Err(e) = be.set_cpu(0) {
         t.entries
             .push(Entry::error(0, format!("!! cannot run on CPU 0: {e}")));
-        return t;
+        return (t, records);
     }
     let mut ex = Exec {
         be,
@@ -302,6 +341,7 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
         outs: Vec::new(),
         calls: 0,
         line: 0,
+        record: None,
     };
     for item in &s.items {
         match item {
@@ -310,6 +350,7 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
             Item::Stmt(st) => {
                 ex.calls = 0;
                 ex.line = st.line;
+                ex.record = record.then(Vec::new);
                 let text = match ex.stmt(st) {
                     Ok(text) => text,
                     Err(e) => format!(
@@ -317,6 +358,14 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
                         st.text, e.line, e.col, e.msg
                     ),
                 };
+                if let Some(calls) = ex.record.take() {
+                    records.push(StmtRecord {
+                        line: st.line,
+                        stmt: st.text.clone(),
+                        outcome: text.clone(),
+                        calls,
+                    });
+                }
                 t.entries.push(Entry {
                     line: st.line,
                     text,
@@ -325,7 +374,7 @@ pub fn run(s: &Scenario, be: &mut dyn Backend) -> Transcript {
             }
         }
     }
-    t
+    (t, records)
 }
 
 /// The outcome of one call as printed: `= 0`, `= -1 EEXIST`.
@@ -520,6 +569,10 @@ impl Exec<'_> {
             _ => {}
         }
         let (cmd, attr, size) = self.build(st)?;
+        let attr_bytes = match &attr {
+            AttrPtr::Bytes(b) => Some(b.clone()),
+            AttrPtr::Addr(_) => None,
+        };
         let attr_addr = match attr {
             AttrPtr::Addr(a) => a,
             AttrPtr::Bytes(b) => {
@@ -552,8 +605,7 @@ impl Exec<'_> {
             }
         };
         let common = self.common_args(st)?;
-        self.calls += 1;
-        let r = self.be.bpf(cmd, attr_addr, size, common);
+        let r = self.bpf(cmd, attr_addr, attr_bytes, size, common);
         if r.is_err() && st.func == "map_create" && st.bind.is_some() {
             // The name stands for `never` from now on (see `finish`); walk and dump still know
             // the shape the map would have had.
@@ -967,6 +1019,30 @@ impl Exec<'_> {
 
     /// After a map is created, learn its id (GET_INFO_BY_FD, not counted) so ids print as
     /// `id(name)`.
+    /// One counted bpf(2) call of a statement, recorded when the run is.
+    fn bpf(
+        &mut self,
+        cmd: i32,
+        attr_addr: u64,
+        attr: Option<Vec<u8>>,
+        size: u32,
+        common: (u64, u32),
+    ) -> Result<i32, Errno> {
+        self.calls += 1;
+        let result = self.be.bpf(cmd, attr_addr, size, common);
+        if let Some(rec) = &mut self.record {
+            rec.push(CallRecord {
+                cmd,
+                attr_addr,
+                attr,
+                size,
+                result,
+                steps: self.be.take_steps(),
+            });
+        }
+        result
+    }
+
     fn learn_id(&mut self, st: &Stmt, fd: i32) {
         let Some(name) = st.bind.clone() else { return };
         let info = self.be.buffer(&[0u8; MAP_INFO_LEN], true);
@@ -975,11 +1051,12 @@ impl Exec<'_> {
         a.put(4, &(MAP_INFO_LEN as u32).to_le_bytes());
         a.put(8, &info.to_le_bytes());
         let addr = self.be.buffer(&a.bytes, true);
-        if self
+        let r = self
             .be
-            .bpf(BpfCmd::OBJ_GET_INFO_BY_FD.0 as i32, addr, 16, (0, 0))
-            .is_ok()
-        {
+            .bpf(BpfCmd::OBJ_GET_INFO_BY_FD.0 as i32, addr, 16, (0, 0));
+        // The runner's own call: its steps are not the statement's.
+        self.be.take_steps();
+        if r.is_ok() {
             let b = self.be.read(info + 4, 4);
             let id = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             self.ids.insert(id, name.clone());
@@ -1382,11 +1459,13 @@ impl Exec<'_> {
             a.put(off::KEY, &prev.unwrap_or(0).to_le_bytes());
             a.put(off::VALUE, &next.to_le_bytes());
             let addr = self.be.buffer(&a.bytes, true);
-            self.calls += 1;
-            match self
-                .be
-                .bpf(BpfCmd::MAP_GET_NEXT_KEY.0 as i32, addr, 24, (0, 0))
-            {
+            match self.bpf(
+                BpfCmd::MAP_GET_NEXT_KEY.0 as i32,
+                addr,
+                Some(a.bytes),
+                24,
+                (0, 0),
+            ) {
                 Ok(_) => {
                     keys.push(self.be.read(next, klen));
                     prev = Some(next);
@@ -1407,11 +1486,15 @@ impl Exec<'_> {
                 a.put(off::KEY, &kaddr.to_le_bytes());
                 a.put(off::VALUE, &vaddr.to_le_bytes());
                 let addr = self.be.buffer(&a.bytes, true);
-                self.calls += 1;
                 Some(
-                    self.be
-                        .bpf(BpfCmd::MAP_LOOKUP_ELEM.0 as i32, addr, 32, (0, 0))
-                        .map(|_| self.be.read(vaddr, vlen)),
+                    self.bpf(
+                        BpfCmd::MAP_LOOKUP_ELEM.0 as i32,
+                        addr,
+                        Some(a.bytes),
+                        32,
+                        (0, 0),
+                    )
+                    .map(|_| self.be.read(vaddr, vlen)),
                 )
             } else {
                 None

@@ -5,8 +5,10 @@
 pub mod backend;
 pub mod coverage;
 pub mod exec;
+pub mod explain;
 pub mod fuzz;
 pub mod qemu;
 pub mod runner;
 pub mod scenario;
+pub mod strace;
 pub mod transcript;

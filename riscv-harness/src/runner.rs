@@ -138,6 +138,41 @@ pub fn run_kernel(s: &Scenario) -> anyhow::Result<Transcript> {
     Transcript::decode(&out).context("the scenario child returned a garbled transcript")
 }
 
+/// One scenario on the model, recorded: its transcript and its bpf(2) calls decoded as strace
+/// prints them.
+pub fn run_model_recorded(s: &Scenario, profile: &KernelProfile) -> (Transcript, String) {
+    let mut be = ModelBackend::new(profile.clone());
+    let (t, records) = exec::run_recorded(s, &mut be);
+    (t, crate::strace::render_run(&records))
+}
+
+/// [`run_model_recorded`] on the host kernel, in a forked child as [`run_kernel`] does.
+pub fn run_kernel_recorded(s: &Scenario) -> anyhow::Result<(Transcript, String)> {
+    let out = kernel::run_isolated(|| match KernelBackend::new() {
+        Ok(mut be) => {
+            let (t, records) = exec::run_recorded(s, &mut be);
+            let t = t.encode();
+            let mut out = (t.len() as u64).to_le_bytes().to_vec();
+            out.extend(t);
+            out.extend(crate::strace::render_run(&records).into_bytes());
+            out
+        }
+        Err(e) => format!("\x01{e:#}").into_bytes(),
+    })?;
+    if let Some(msg) = out.strip_prefix(b"\x01") {
+        bail!("{}", String::from_utf8_lossy(msg));
+    }
+    let garbled = || anyhow::anyhow!("the scenario child returned a garbled record");
+    let (len, rest) = out.split_first_chunk::<8>().ok_or_else(garbled)?;
+    let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| garbled())?;
+    if len > rest.len() {
+        return Err(garbled());
+    }
+    let (t, text) = rest.split_at(len);
+    let t = Transcript::decode(t).ok_or_else(garbled)?;
+    Ok((t, String::from_utf8_lossy(text).into_owned()))
+}
+
 /// One scenario on the running kernel in this very process, for a runner that owns its whole
 /// machine: the QEMU guest's /init. A fork per scenario (as [`run_kernel`] does) costs about
 /// 10 ms under TCG, a third of the guest's time, and isolates nothing a throwaway VM does not:

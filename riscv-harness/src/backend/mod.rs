@@ -57,6 +57,11 @@ pub trait Backend {
     /// The id of the struct `name` in this kernel's vmlinux BTF (`btf_id(NAME)` in a
     /// scenario), if it has one.
     fn btf_vmlinux_id(&self, name: &str) -> Option<u32>;
+    /// The model's steps through the kernel since the last call to this (for a backend that
+    /// records them; a kernel cannot).
+    fn take_steps(&mut self) -> Vec<syscall_model::trace::Step> {
+        Vec::new()
+    }
 }
 
 /// Maps `@bpffs` and `@tmp` prefixes onto a backend's two directories.

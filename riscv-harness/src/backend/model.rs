@@ -1,9 +1,9 @@
 //! The model backend: a [`syscall_model::Process`] with a simulated address space.
 
 use super::Backend;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use syscall_model::profile::KernelVersion;
-use syscall_model::trace::Tracer;
+use syscall_model::trace::{Step, Tracer};
 use syscall_model::uaccess::{SimMemory, UserMemory};
 use syscall_model::{Cred, Errno, Kernel, KernelProfile, Process};
 
@@ -18,6 +18,17 @@ pub struct ModelBackend {
     mem: SimMemory,
     next: u64,
     tracer: Option<Box<dyn Tracer + Send>>,
+    /// Where the steps go when the backend records them (see [`ModelBackend::record_steps`]).
+    steps: Option<Arc<Mutex<Vec<Step>>>>,
+}
+
+/// A tracer that keeps steps where the backend can take them.
+struct Shared(Arc<Mutex<Vec<Step>>>);
+
+impl Tracer for Shared {
+    fn step(&mut self, step: Step) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(step);
+    }
 }
 
 impl ModelBackend {
@@ -33,6 +44,7 @@ impl ModelBackend {
             mem: SimMemory::new(),
             next: BASE,
             tracer: None,
+            steps: None,
         }
     }
 
@@ -47,6 +59,14 @@ impl ModelBackend {
     /// Reports every check of the following calls to `tracer`.
     pub fn set_tracer(&mut self, tracer: Option<Box<dyn Tracer + Send>>) {
         self.tracer = tracer;
+        self.steps = None;
+    }
+
+    /// Keeps the steps of the following calls for [`Backend::take_steps`].
+    pub fn record_steps(&mut self) {
+        let steps = Arc::new(Mutex::new(Vec::new()));
+        self.tracer = Some(Box::new(Shared(steps.clone())));
+        self.steps = Some(steps);
     }
 }
 
@@ -96,6 +116,13 @@ impl Backend for ModelBackend {
 
     fn path(&self, scenario_path: &str) -> String {
         super::map_path(scenario_path, syscall_model::inode::BPFFS_ROOT, "/tmp")
+    }
+
+    fn take_steps(&mut self) -> Vec<Step> {
+        match &self.steps {
+            Some(s) => std::mem::take(&mut *s.lock().unwrap_or_else(|e| e.into_inner())),
+            None => Vec::new(),
+        }
     }
 
     fn set_cpu(&mut self, cpu: u32) -> Result<(), Errno> {

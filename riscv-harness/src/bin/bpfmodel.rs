@@ -33,6 +33,23 @@ enum Cmd {
         /// release picks (its own, or the nearest lower profile).
         #[arg(long, value_name = "VERSION")]
         profile: Option<String>,
+        /// `transcript` (the scenario with each outcome), or `strace` (every bpf(2) call the
+        /// scenario makes, decoded as strace prints it).
+        #[arg(long, value_enum, default_value_t = RunFormat::Transcript)]
+        format: RunFormat,
+    },
+    /// Walk calls through the kernel as the model takes them: every check with the kernel
+    /// function and file it mirrors, the values it saw and its verdict; a failure in one
+    /// sentence; and how other kernel versions answer where they differ.
+    Explain {
+        /// A scenario file, or calls in the scenario language separated by `;`, e.g.
+        /// "m = map_create(type=HASH, key_size=4, value_size=8, max_entries=4); update(m, key=u32:1, value=u64:1, flags=EXIST)"
+        input: String,
+        /// Model this kernel version (6.1, 6.12, 6.18, 7.2) instead of the running kernel's.
+        #[arg(long, value_name = "VERSION")]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
     },
     /// Boot every pinned riscv64 kernel in QEMU, run the corpus on it and on the model inside
     /// the guest, run it on the host kernel too, and report each kernel's divergences.
@@ -84,6 +101,10 @@ enum Cmd {
         /// Where findings are written.
         #[arg(long, default_value = "fuzz-findings")]
         out: PathBuf,
+        /// Print scenario N of the seed's run (as the host's CPU count shapes it) and run
+        /// nothing: to read or replay one scenario of a run.
+        #[arg(long, value_name = "N")]
+        print_scenario: Option<u64>,
     },
     /// Fetch, verify and unpack the pinned kernels into the cache, and nothing else.
     QemuFetch {
@@ -149,6 +170,19 @@ impl QemuArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunFormat {
+    Transcript,
+    Strace,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
     Model,
     Kernel,
@@ -172,7 +206,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
             backend,
             paths,
             profile,
-        } => run(backend, &paths, profile.as_deref()),
+            format,
+        } => run(backend, &paths, profile.as_deref(), format),
+        Cmd::Explain {
+            input,
+            profile,
+            format,
+        } => explain(&input, profile.as_deref(), format),
         Cmd::QemuTest {
             q,
             no_host,
@@ -189,6 +229,27 @@ fn real_main() -> anyhow::Result<ExitCode> {
             per_scenario,
             kernel,
             out,
+            print_scenario: Some(n),
+        } => {
+            let ncpus = if kernel == "host" {
+                runner::host_profile()?.0.num_possible_cpus
+            } else {
+                riscv_harness::qemu::boot::GUEST_SMP
+            };
+            let _ = (calls, out);
+            print!(
+                "{}",
+                riscv_harness::fuzz::generate(seed, n, per_scenario.clamp(1, 40), ncpus)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fuzz {
+            seed,
+            calls,
+            per_scenario,
+            kernel,
+            out,
+            print_scenario: None,
         } => fuzz(seed, calls, per_scenario.clamp(1, 40), &kernel, &out),
         Cmd::QemuFetch { q } => {
             for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
@@ -343,8 +404,9 @@ fn qemu_test(cfg: &QemuConfig, transcripts: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run(backend: BackendArg, paths: &[PathBuf], version: Option<&str>) -> anyhow::Result<ExitCode> {
-    let scenarios = runner::load(paths)?;
+/// The profile `--profile` names, or the running kernel's (with a warning when it is the
+/// nearest lower one).
+fn chosen_profile(version: Option<&str>) -> anyhow::Result<syscall_model::KernelProfile> {
     let (profile, warning) = match version {
         Some(v) => (
             runner::with_live_sysctls(runner::profile_override(v)?),
@@ -355,9 +417,72 @@ fn run(backend: BackendArg, paths: &[PathBuf], version: Option<&str>) -> anyhow:
     if let Some(w) = warning {
         eprintln!("bpfmodel: warning: {w}");
     }
+    Ok(profile)
+}
+
+fn explain(input: &str, version: Option<&str>, format: ExplainFormat) -> anyhow::Result<ExitCode> {
+    use riscv_harness::explain;
+    let path = std::path::Path::new(input);
+    let scenario = if path.is_file() {
+        runner::load(&[path.to_path_buf()])?
+            .pop()
+            .with_context(|| format!("{input}: no scenario"))?
+    } else {
+        if input.ends_with(".bpfs") {
+            anyhow::bail!("{input}: no such scenario file");
+        }
+        let text: String = input
+            .split(';')
+            .map(|l| format!("{}\n", l.trim()))
+            .collect();
+        riscv_harness::scenario::parse(std::path::Path::new("(command line)"), &text)
+            .map_err(|e| anyhow::anyhow!("(command line): {e}"))?
+    };
+    riscv_harness::exec::validate(&scenario)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", scenario.name, e.line, e.col, e.msg))?;
+    let profile = chosen_profile(version)?;
+    let e = explain::explain(&scenario, &profile);
+    match format {
+        ExplainFormat::Text => print!("{}", explain::render_text(&e)),
+        ExplainFormat::Markdown => print!("{}", explain::render_markdown(&e)),
+        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(
+    backend: BackendArg,
+    paths: &[PathBuf],
+    version: Option<&str>,
+    format: RunFormat,
+) -> anyhow::Result<ExitCode> {
+    let scenarios = runner::load(paths)?;
+    let profile = chosen_profile(version)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut sum = Summary::default();
+    if format == RunFormat::Strace {
+        for s in &scenarios {
+            let mut runs = Vec::new();
+            if backend != BackendArg::Kernel {
+                runs.push(runner::run_model_recorded(s, &profile));
+            }
+            if backend != BackendArg::Model {
+                runs.push(
+                    runner::run_kernel_recorded(s)
+                        .with_context(|| format!("running {}", s.path.display()))?,
+                );
+            }
+            for (t, records) in runs {
+                writeln!(out, "== {} ({}) ==", s.path.display(), t.backend)?;
+                write!(out, "{records}")?;
+                sum.scenarios += 1;
+                sum.calls += t.calls();
+            }
+        }
+        writeln!(out, "{} runs, {} calls", sum.scenarios, sum.calls)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match backend {
         BackendArg::Both => {
             sum = runner::run_both(&scenarios, &profile, &mut out)?;

@@ -1,0 +1,359 @@
+//! `bpfmodel explain`: the road a call takes through the kernel, as the model takes it.
+//!
+//! The scenario runs on the model with every check recording itself (see
+//! `syscall_model::trace`), so each step shown is one the model executed: the kernel function
+//! and file it mirrors, the rule, the values it looked at, and the verdict. Nothing here
+//! describes the kernel a second time. A failing call ends with one sentence that names the
+//! check that failed. The same scenario also runs under every other profile, and where another
+//! kernel version answers differently, a note says how.
+
+use crate::backend::model::ModelBackend;
+use crate::exec::{self, CallRecord, StmtRecord};
+use crate::scenario::{Item, Scenario};
+use crate::strace;
+use serde::Serialize;
+use syscall_model::trace::{Step, Verdict};
+use syscall_model::KernelProfile;
+
+/// One step of a call, for printing and JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepView {
+    /// `enter`, `pass`, `fail` or `note`.
+    pub kind: &'static str,
+    pub function: &'static str,
+    pub file: &'static str,
+    pub rule: &'static str,
+    pub values: String,
+    /// The errno of a failed check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+}
+
+impl From<&Step> for StepView {
+    fn from(s: &Step) -> StepView {
+        let (kind, errno) = match &s.verdict {
+            Verdict::Enter => ("enter", None),
+            Verdict::Pass => ("pass", None),
+            Verdict::Fail(e) => ("fail", Some(e.symbol())),
+            Verdict::Note => ("note", None),
+        };
+        StepView {
+            kind,
+            function: s.func,
+            file: s.file,
+            rule: s.rule,
+            values: s.detail.clone(),
+            errno,
+        }
+    }
+}
+
+/// The check that decided a failed call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub errno: String,
+    pub function: &'static str,
+    pub file: &'static str,
+    pub rule: &'static str,
+    pub values: String,
+    /// The failure in one sentence.
+    pub why: String,
+}
+
+/// One bpf(2) call.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallView {
+    /// The call, decoded as strace prints it.
+    pub strace: String,
+    pub result: String,
+    pub steps: Vec<StepView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// One statement of the scenario and the calls it made.
+#[derive(Clone, Debug, Serialize)]
+pub struct StmtView {
+    /// The scenario's comment lines just above the statement (its prose).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comment: Vec<String>,
+    pub line: usize,
+    pub statement: String,
+    /// The transcript line: the statement with its outcome.
+    pub outcome: String,
+    pub calls: Vec<CallView>,
+    /// How other kernel versions answer this statement, where they differ.
+    pub other_kernels: Vec<String>,
+}
+
+/// A whole explained scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub scenario: String,
+    /// The profile the model ran under (`linux-6.12/riscv64/2cpu`).
+    pub profile: String,
+    pub statements: Vec<StmtView>,
+}
+
+/// The failure of a call: its last failed step, which is the check whose errno the call
+/// returned. A call can fail without a failed step only where a lookup outside the checks
+/// decides (none is known); then the errno alone is reported.
+fn failure(c: &CallRecord) -> Option<Failure> {
+    let errno = c.result.err()?;
+    let step = c
+        .steps
+        .iter()
+        .rev()
+        .find(|s| matches!(s.verdict, Verdict::Fail(e) if e == errno));
+    Some(match step {
+        Some(s) => Failure {
+            errno: errno.symbol(),
+            function: s.func,
+            file: s.file,
+            rule: s.rule,
+            values: s.detail.clone(),
+            why: why(errno.symbol(), s.func, s.file, s.rule, &s.detail),
+        },
+        None => Failure {
+            errno: errno.symbol(),
+            function: "",
+            file: "",
+            rule: "",
+            values: String::new(),
+            why: format!(
+                "The call fails with {} ({}), but no check of the model recorded it.",
+                errno.symbol(),
+                errno.description()
+            ),
+        },
+    })
+}
+
+/// `EEXIST from htab_map_update_elem (kernel/bpf/hashtab.c): "with BPF_NOEXIST, the key is
+/// not in the map" does not hold here (key 01000000).`
+fn why(errno: String, func: &str, file: &str, rule: &str, values: &str) -> String {
+    let mut s = format!("{errno} from {func} ({file}): \"{rule}\" does not hold here");
+    if !values.is_empty() {
+        s.push_str(&format!(" ({values})"));
+    }
+    s.push('.');
+    s
+}
+
+fn call_view(c: &CallRecord) -> CallView {
+    CallView {
+        strace: strace::call(c),
+        result: strace::result(&c.result),
+        steps: c.steps.iter().map(StepView::from).collect(),
+        failure: failure(c),
+    }
+}
+
+/// Runs `s` on the model under `profile`, recording every step.
+pub fn record(s: &Scenario, profile: &KernelProfile) -> Vec<StmtRecord> {
+    let mut be = ModelBackend::new(profile.clone());
+    be.record_steps();
+    exec::run_recorded(s, &mut be).1
+}
+
+/// What a statement did, in a form two kernel versions can be compared by: each call's result
+/// and the function that decided a failure.
+fn signature(r: &StmtRecord) -> Vec<(String, &'static str)> {
+    r.calls
+        .iter()
+        .map(|c| {
+            let f = failure(c).map_or("", |f| f.function);
+            (strace::result(&c.result), f)
+        })
+        .collect()
+}
+
+/// One line about how `other` answers a statement differently from the chosen profile.
+fn difference(other: &KernelProfile, mine: &StmtRecord, theirs: &StmtRecord) -> Option<String> {
+    if signature(mine) == signature(theirs) {
+        return None;
+    }
+    let v = other.version;
+    let parts: Vec<String> = theirs
+        .calls
+        .iter()
+        .map(|c| match failure(c) {
+            Some(f) if !f.function.is_empty() => {
+                format!("-1 {} from {} (\"{}\")", f.errno, f.function, f.rule)
+            }
+            _ => strace::result(&c.result)
+                .trim_start_matches("= ")
+                .to_string(),
+        })
+        .collect();
+    let outcome = if parts.is_empty() {
+        "makes no bpf call".to_string()
+    } else {
+        parts.join("; ")
+    };
+    Some(format!("Linux {v}: {outcome}"))
+}
+
+/// Explains every statement of `s` under `profile`, with notes from the other profiles.
+pub fn explain(s: &Scenario, profile: &KernelProfile) -> Explanation {
+    let mine = record(s, profile);
+    let others: Vec<(KernelProfile, Vec<StmtRecord>)> =
+        KernelProfile::all(profile.arch, profile.num_possible_cpus)
+            .into_iter()
+            .filter(|p| p.version != profile.version)
+            .map(|p| {
+                let mut p = p;
+                p.unprivileged_bpf_disabled = profile.unprivileged_bpf_disabled;
+                let r = record(s, &p);
+                (p, r)
+            })
+            .collect();
+    // The comments above each statement, by its line.
+    let mut comments = std::collections::HashMap::new();
+    let mut pending: Vec<String> = Vec::new();
+    for item in &s.items {
+        match item {
+            Item::Comment(c) => pending.push(c.trim_start_matches('#').trim().to_string()),
+            Item::Blank => pending.push(String::new()),
+            Item::Stmt(st) => {
+                comments.insert(st.line, std::mem::take(&mut pending));
+            }
+        }
+    }
+    let statements = mine
+        .iter()
+        .enumerate()
+        .map(|(i, r)| StmtView {
+            comment: comments.remove(&r.line).unwrap_or_default(),
+            line: r.line,
+            statement: r.stmt.clone(),
+            outcome: r.outcome.clone(),
+            calls: r.calls.iter().map(call_view).collect(),
+            other_kernels: others
+                .iter()
+                .filter_map(|(p, rs)| difference(p, r, rs.get(i)?))
+                .collect(),
+        })
+        .collect();
+    Explanation {
+        scenario: s.name.clone(),
+        profile: profile.label(),
+        statements,
+    }
+}
+
+/// The explanation as text for a terminal.
+pub fn render_text(e: &Explanation) -> String {
+    let mut out = format!("# {} on the model of {}\n", e.scenario, e.profile);
+    for st in &e.statements {
+        out.push_str(&format!("\nline {}: {}\n", st.line, st.outcome));
+        if st.calls.is_empty() {
+            out.push_str("  (not a bpf call: the runner does this itself)\n");
+        }
+        for c in &st.calls {
+            out.push_str(&format!("  {}\n", c.strace));
+            for s in &c.steps {
+                out.push_str(&format!("    {}\n", step_line(s)));
+            }
+            match &c.failure {
+                Some(f) => out.push_str(&format!("  => {}\n", f.why)),
+                None => out.push_str(&format!("  => succeeds {}\n", c.result)),
+            }
+        }
+        for n in &st.other_kernels {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+    }
+    out
+}
+
+fn step_line(s: &StepView) -> String {
+    let mark = match (s.kind, &s.errno) {
+        ("enter", _) => "->".to_string(),
+        ("pass", _) => "ok".to_string(),
+        ("fail", Some(e)) => e.clone(),
+        _ => "..".to_string(),
+    };
+    let mut line = if s.kind == "enter" {
+        format!("{mark:<6} {} ({})", s.function, s.file)
+    } else {
+        format!("{mark:<6} {}: {}", s.function, s.rule)
+    };
+    if !s.values.is_empty() {
+        line.push_str(&format!(" [{}]", s.values));
+    }
+    line
+}
+
+/// The explanation as markdown, for docs/walkthrough: the scenario's comments as prose, each
+/// call in strace form, its steps as a table, the verdict, and the other kernels' answers.
+pub fn render_markdown(e: &Explanation) -> String {
+    let mut out = String::new();
+    for st in &e.statements {
+        let prose = paragraphs(&st.comment);
+        if !prose.is_empty() {
+            out.push_str(&prose);
+            out.push('\n');
+        }
+        out.push_str(&format!("```text\n{}\n```\n\n", st.outcome));
+        if st.calls.is_empty() {
+            out.push_str("Not a bpf call: the runner does this itself.\n\n");
+        }
+        for c in &st.calls {
+            out.push_str(&format!("`{}`\n\n", c.strace));
+            if !c.steps.is_empty() {
+                out.push_str("| | kernel function | check | values |\n|---|---|---|---|\n");
+                for s in &c.steps {
+                    let mark = match (s.kind, &s.errno) {
+                        ("enter", _) => "→".to_string(),
+                        ("pass", _) => "ok".to_string(),
+                        ("fail", Some(e)) => format!("**{e}**"),
+                        _ => "·".to_string(),
+                    };
+                    let func = format!("`{}` ({})", s.function, s.file);
+                    out.push_str(&format!(
+                        "| {mark} | {func} | {} | {} |\n",
+                        cell(s.rule),
+                        cell(&s.values)
+                    ));
+                }
+                out.push('\n');
+            }
+            match &c.failure {
+                Some(f) => out.push_str(&format!("**Fails:** {}\n\n", f.why)),
+                None => out.push_str(&format!("**Succeeds:** `{}`\n\n", c.result)),
+            }
+        }
+        for n in &st.other_kernels {
+            out.push_str(&format!("> Other kernels: {n}\n\n"));
+        }
+    }
+    out
+}
+
+/// Comment lines joined into paragraphs (a blank comment line or blank line splits them).
+fn paragraphs(lines: &[String]) -> String {
+    let mut out = String::new();
+    let mut para: Vec<&str> = Vec::new();
+    let flush = |para: &mut Vec<&str>, out: &mut String| {
+        if !para.is_empty() {
+            out.push_str(&para.join(" "));
+            out.push_str("\n\n");
+            para.clear();
+        }
+    };
+    for l in lines {
+        if l.is_empty() {
+            flush(&mut para, &mut out);
+        } else {
+            para.push(l);
+        }
+    }
+    flush(&mut para, &mut out);
+    out.trim_end().to_string() + if out.is_empty() { "" } else { "\n" }
+}
+
+/// Text safe inside a markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
