@@ -96,8 +96,9 @@ enum Show {
 struct Exec<'b> {
     be: &'b mut dyn Backend,
     names: HashMap<String, i32>,
-    /// What was pinned where (scenario path -> the map's fd name), so OBJ_GET knows the map.
-    pins: HashMap<String, String>,
+    /// What was pinned where (scenario path -> the map's shape, taken when it was pinned, as
+    /// the pin outlives the fd), so OBJ_GET knows the map.
+    pins: HashMap<String, MapInfo>,
     /// Map ids of this scenario's maps, by name and back (learnt with a hidden GET_INFO).
     ids: HashMap<u32, String>,
     map_ids: HashMap<String, u32>,
@@ -623,13 +624,10 @@ impl Exec<'_> {
                         Some(Expr::Str(p)) => self
                             .pins
                             .get(&String::from_utf8_lossy(p).into_owned())
-                            .cloned(),
+                            .copied(),
                         _ => None,
                     };
-                    if let Some(info) = pinned
-                        .and_then(|n| self.names.get(&n).copied())
-                        .and_then(|f| self.maps.get(&f).copied())
-                    {
+                    if let Some(info) = pinned {
                         self.maps.insert(fd, info);
                     }
                 }
@@ -642,8 +640,11 @@ impl Exec<'_> {
                         Some(Expr::Name(n)) => Some(n.clone()),
                         _ => None,
                     };
-                    if let (Some(p), Some(n)) = (path, name) {
-                        self.pins.insert(p, n);
+                    let info = name
+                        .and_then(|n| self.names.get(&n).copied())
+                        .and_then(|f| self.maps.get(&f).copied());
+                    if let (Some(p), Some(info)) = (path, info) {
+                        self.pins.insert(p, info);
                     }
                 }
                 "get_fd_by_id" => {

@@ -51,6 +51,19 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// Regenerate docs/walkthrough from the scenarios of tests/scenarios/walkthrough (with
+    /// --write), or check that the checked-in pages are current (without).
+    Walkthrough {
+        /// Write the pages into this folder, removing pages no scenario makes any more.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+        /// The folder checked when --write is not given.
+        #[arg(long, default_value = "docs/walkthrough")]
+        docs: PathBuf,
+        /// The walkthrough's scenarios.
+        #[arg(long, default_value = riscv_harness::explain::WALKTHROUGH_SCENARIOS)]
+        scenarios: PathBuf,
+    },
     /// Boot every pinned riscv64 kernel in QEMU, run the corpus on it and on the model inside
     /// the guest, run it on the host kernel too, and report each kernel's divergences.
     QemuTest {
@@ -202,6 +215,11 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Walkthrough {
+            write,
+            docs,
+            scenarios,
+        } => walkthrough(&scenarios, write.as_deref(), &docs),
         Cmd::Run {
             backend,
             paths,
@@ -418,6 +436,41 @@ fn chosen_profile(version: Option<&str>) -> anyhow::Result<syscall_model::Kernel
         eprintln!("bpfmodel: warning: {w}");
     }
     Ok(profile)
+}
+
+fn walkthrough(
+    scenarios: &std::path::Path,
+    write: Option<&std::path::Path>,
+    docs: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let pages = riscv_harness::explain::walkthrough(scenarios)?;
+    match write {
+        Some(dir) => {
+            riscv_harness::explain::write_walkthrough(dir, &pages)?;
+            eprintln!(
+                "bpfmodel: wrote {} pages into {}",
+                pages.len(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let stale = riscv_harness::explain::stale_pages(docs, &pages);
+            if stale.is_empty() {
+                println!("{}: {} pages, current", docs.display(), pages.len());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for s in &stale {
+                    println!("{}: {s}", docs.display());
+                }
+                println!(
+                    "regenerate with: bpfmodel walkthrough --write {}",
+                    docs.display()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
 }
 
 fn explain(input: &str, version: Option<&str>, format: ExplainFormat) -> anyhow::Result<ExitCode> {

@@ -337,7 +337,13 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
                     ));
                 }
                 batch = n_buckets;
-                result = Err(Errno::ENOENT);
+                result = Err(ctx.fail(
+                    F,
+                    H,
+                    "buckets remain past this batch",
+                    Errno::ENOENT,
+                    || format!("the walk reached bucket {n_buckets} of {n_buckets}"),
+                ));
                 break;
             }
             Some(HtabStep::NoRoom { bucket }) => {
@@ -377,7 +383,13 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
                 total += elems.len() as u32;
                 batch = bucket + 1;
                 if batch >= n_buckets {
-                    result = Err(Errno::ENOENT);
+                    result = Err(ctx.fail(
+                        F,
+                        H,
+                        "buckets remain past this batch",
+                        Errno::ENOENT,
+                        || format!("the walk reached bucket {batch} of {n_buckets}"),
+                    ));
                     break;
                 }
             }
