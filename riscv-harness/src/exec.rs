@@ -108,6 +108,8 @@ struct Exec<'b> {
     line: usize,
     /// The bpf(2) calls of the current statement, when the run is recorded.
     record: Option<Vec<CallRecord>>,
+    /// The path string the statement's attr points to (pin, obj_get), for the record.
+    path: Option<String>,
 }
 
 /// One bpf(2) call a statement made, as the runner made it.
@@ -121,6 +123,8 @@ pub struct CallRecord {
     pub attr: Option<Vec<u8>>,
     pub size: u32,
     pub result: Result<i32, Errno>,
+    /// The path the attr's pathname points to, as this backend sees it (pin, obj_get).
+    pub path: Option<String>,
     /// The model's steps through the kernel (none on a kernel backend).
     pub steps: Vec<syscall_model::trace::Step>,
 }
@@ -343,6 +347,7 @@ fn run_inner(s: &Scenario, be: &mut dyn Backend, record: bool) -> (Transcript, V
         calls: 0,
         line: 0,
         record: None,
+        path: None,
     };
     for item in &s.items {
         match item {
@@ -998,7 +1003,9 @@ impl Exec<'_> {
             Some(x) => match &x.value {
                 // A path string: mapped onto this backend's directories, NUL-terminated.
                 Expr::Str(p) => {
-                    let mut b = self.be.path(&String::from_utf8_lossy(p)).into_bytes();
+                    let path = self.be.path(&String::from_utf8_lossy(p));
+                    self.path = Some(path.clone());
+                    let mut b = path.into_bytes();
                     b.push(0);
                     self.be.buffer(&b, true)
                 }
@@ -1038,6 +1045,7 @@ impl Exec<'_> {
                 attr,
                 size,
                 result,
+                path: self.path.take(),
                 steps: self.be.take_steps(),
             });
         }

@@ -273,12 +273,14 @@ pub fn call(c: &CallRecord) -> String {
         Some(_) => cmd.full_name(),
         None => format!("{:#x} /* BPF_??? */", c.cmd),
     };
-    format!(
-        "bpf({name}, {}, {}) {}",
-        attr(cmd, c.attr.as_deref(), c.attr_addr, c.size),
-        c.size,
-        result(&c.result)
-    )
+    let mut a = attr(cmd, c.attr.as_deref(), c.attr_addr, c.size);
+    // strace shows the string a pathname points to, not its address.
+    if let (Some(p), true) = (&c.path, a.starts_with("{pathname=")) {
+        if let Some(end) = a.find(", ").or_else(|| a.find('}')) {
+            a = format!("{{pathname={p:?}{}", &a[end..]);
+        }
+    }
+    format!("bpf({name}, {a}, {}) {}", c.size, result(&c.result))
 }
 
 #[cfg(test)]
@@ -292,6 +294,7 @@ mod tests {
             attr: Some(attr),
             size,
             result,
+            path: None,
             steps: Vec::new(),
         }
     }
@@ -369,5 +372,20 @@ mod tests {
         );
         let odd = record(BpfCmd(1000), vec![1, 2], 2, Err(Errno::EINVAL));
         assert!(call(&odd).starts_with("bpf(0x3e8 /* BPF_??? */, 0x7f0000000000 /* 0102 */, 2)"));
+    }
+
+    #[test]
+    fn a_pathname_shows_as_the_string_it_points_to() {
+        let mut a = vec![0u8; 20];
+        a[0..8].copy_from_slice(&0x7f00_0000_0fe1u64.to_le_bytes());
+        a[8] = 3;
+        let c = CallRecord {
+            path: Some("/sys/fs/bpf/counts".into()),
+            ..record(BpfCmd::OBJ_PIN, a, 20, Ok(0))
+        };
+        assert_eq!(
+            call(&c),
+            "bpf(BPF_OBJ_PIN, {pathname=\"/sys/fs/bpf/counts\", bpf_fd=3, file_flags=0, ...}, 20) = 0"
+        );
     }
 }

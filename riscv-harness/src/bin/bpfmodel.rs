@@ -495,6 +495,15 @@ fn explain(input: &str, version: Option<&str>, format: ExplainFormat) -> anyhow:
         .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", scenario.name, e.line, e.col, e.msg))?;
     let profile = chosen_profile(version)?;
     let e = explain::explain(&scenario, &profile);
+    // A statement the runner could not make (an unknown name, a bad literal) is the input's
+    // fault: say where, and explain nothing.
+    if let Some(bad) = e.statements.iter().find_map(|st| {
+        st.outcome
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("!! scenario error at "))
+    }) {
+        anyhow::bail!("{}:{bad}", scenario.name);
+    }
     match format {
         ExplainFormat::Text => print!("{}", explain::render_text(&e)),
         ExplainFormat::Markdown => print!("{}", explain::render_markdown(&e)),
