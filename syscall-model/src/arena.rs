@@ -32,7 +32,8 @@ pub fn arena_map_alloc(
         ));
     }
     check!(ctx, F, p.arena_checks_jit && !p.jit_supports_arena => Errno::EOPNOTSUPP,
-        "bpf_jit_supports_arena(): the JIT can address an arena", "arch={}", p.arch.name());
+        "bpf_jit_supports_arena(): the JIT can address an arena",
+        "arch={} jit_supports_arena={}", p.arch.name(), p.jit_supports_arena);
     let flags = attr.map_flags;
     check!(ctx, F, attr.key_size != 0 || attr.value_size != 0 || attr.max_entries == 0
             || flags & BPF_F_MMAPABLE == 0

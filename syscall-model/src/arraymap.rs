@@ -67,7 +67,7 @@ pub fn array_map_alloc(
         let rounded = (index_mask + 1) as u32 as u64;
         check!(ctx, F, rounded < attr.max_entries as u64 => Errno::E2BIG,
             "the power-of-two storage size fits in u32",
-            "roundup_pow_of_two({}) overflows", attr.max_entries);
+            "roundup_pow_of_two({}) = {rounded} in u32", attr.max_entries);
     }
     let percpu = attr.map_type() == MapType::PERCPU_ARRAY;
     let slot = round_up(attr.value_size as u64, 8) as usize;
@@ -194,7 +194,7 @@ impl BpfMapOps for BpfArray {
             check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
                 "index < max_entries (no element can be added)", "index={index} max_entries={}", map.max_entries);
             check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
-                "BPF_NOEXIST: every element of an array exists", "flags=NOEXIST");
+                "BPF_NOEXIST: every element of an array exists", "flags={flags:#x}");
             let mut slots = self.read_elem(index);
             layout.store(&mut slots, value, flags);
             self.write(index, &slots);
@@ -208,7 +208,8 @@ impl BpfMapOps for BpfArray {
         check!(ctx, F, flags & BPF_NOEXIST != 0 => Errno::EEXIST,
             "BPF_NOEXIST: every element of an array exists", "flags={flags:#x}");
         check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={flags:#x} has_spin_lock={}", map.has_spin_lock);
         self.write(index, &value[..map.value_size as usize]);
         Ok(())
     }
@@ -502,7 +503,7 @@ impl BpfMapOps for FdArray {
         check!(ctx, F, index >= map.max_entries => Errno::E2BIG,
             "index < max_entries", "index={index} max_entries={}", map.max_entries);
         let old = self.slots.remove(&index);
-        check!(ctx, F, old.is_none() => Errno::ENOENT, "the slot is set", "slot {index} is empty");
+        check!(ctx, F, old.is_none() => Errno::ENOENT, "the slot is set", "slot={index} set={}", old.is_some());
         Ok(())
     }
 

@@ -132,9 +132,13 @@ impl BpfMapOps for Bloom {
     ) -> Result<(), Errno> {
         const F: &str = "bloom_map_peek_elem";
         let missing = (0..self.nr_hash_funcs).find(|i| !self.bits.contains(&self.hash(value, *i)));
+        let seen = || match missing {
+            Some(i) => format!("bit of hash {i} is clear"),
+            None => format!("the bits of all {} hashes are set", self.nr_hash_funcs),
+        };
         check!(ctx, F, missing.is_some() => Errno::ENOENT,
             "every hash function's bit is set (maybe present; never a false negative)",
-            "bit of hash {} is clear", missing.unwrap_or(0));
+            "{}", seen());
         Ok(())
     }
 

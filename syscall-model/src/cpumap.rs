@@ -97,7 +97,8 @@ impl BpfMapOps for BpfCpuMap {
             None
         };
         check!(ctx, F, v.is_none() => Errno::ENOENT,
-            "index < max_entries and the CPU has an entry", "cpu {cpu}: no entry");
+            "index < max_entries and the CPU has an entry",
+            "cpu={cpu} max_entries={} has_entry={}", map.max_entries, v.is_some());
         let v = v.unwrap_or(CpumapVal {
             qsize: 0,
             prog_id: 0,
@@ -131,7 +132,7 @@ impl BpfMapOps for BpfCpuMap {
         check!(ctx, F, cpu >= map.max_entries => Errno::E2BIG,
             "the CPU < max_entries", "cpu={cpu} max_entries={}", map.max_entries);
         check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
-            "not BPF_NOEXIST (every CPUMAP slot counts as existing)", "flags=NOEXIST");
+            "not BPF_NOEXIST (every CPUMAP slot counts as existing)", "flags={flags:#x}");
         check!(ctx, F, qsize > QSIZE_MAX => Errno::EOVERFLOW,
             "qsize <= 16384", "qsize={qsize}");
         let possible = ctx.profile().num_possible_cpus;

@@ -145,7 +145,7 @@ fn dev_map_alloc_node(ctx: &mut Ctx, ifindex: u32, prog_fd: i32) -> Result<Devma
     let dev = ctx.kernel.dev_get_by_index(ifindex).map(|d| d.name.clone());
     check!(ctx, F, dev.is_none() => Errno::EINVAL,
         "dev_get_by_index(): the ifindex names a device of the caller's network namespace",
-        "no device with ifindex {}", ifindex as i32);
+        "ifindex={} device={}", ifindex as i32, dev.as_deref().unwrap_or("none"));
     ctx.note(F, FILE, "dev_get_by_index()", || {
         format!("ifindex {ifindex} is {}", dev.unwrap_or_default())
     });
@@ -183,7 +183,7 @@ impl BpfDtab {
         check!(ctx, F, i >= map.max_entries => Errno::E2BIG,
             "index < max_entries", "index={i} max_entries={}", map.max_entries);
         check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
-            "not BPF_NOEXIST (every DEVMAP slot counts as existing)", "flags=NOEXIST");
+            "not BPF_NOEXIST (every DEVMAP slot counts as existing)", "flags={flags:#x}");
         let (ifindex, prog_fd) = user_val(value);
         let dev = if ifindex == 0 {
             check!(ctx, F, prog_fd > 0 => Errno::EINVAL,
@@ -227,7 +227,8 @@ impl BpfDtab {
             "flags={flags:#x} ifindex={ifindex}");
         let exists = self.hash_find(idx).is_some();
         check!(ctx, F, exists && flags & BPF_NOEXIST != 0 => Errno::EEXIST,
-            "with BPF_NOEXIST, the key is not in the map", "key {idx} exists");
+            "with BPF_NOEXIST, the key is not in the map",
+            "key={idx} present={exists} flags={flags:#x}");
         let dev = dev_map_alloc_node(ctx, ifindex, prog_fd)?;
         if !exists {
             check!(ctx, F, self.items >= map.max_entries => Errno::E2BIG,
@@ -302,7 +303,14 @@ impl BpfMapOps for BpfDtab {
                     FILE,
                     "index < max_entries and the slot holds a device",
                     Errno::ENOENT,
-                    || format!("index {k} of {}: empty", map.max_entries),
+                    || {
+                        let why = if k < map.max_entries {
+                            "slot empty"
+                        } else {
+                            "out of range"
+                        };
+                        format!("index={k} max_entries={}: {why}", map.max_entries)
+                    },
                 )
             });
         };
@@ -343,7 +351,7 @@ impl BpfMapOps for BpfDtab {
         }
         const F: &str = "dev_map_hash_delete_elem";
         let found = self.hash_find(k);
-        check!(ctx, F, found.is_none() => Errno::ENOENT, "the key is in the map", "key {k}");
+        check!(ctx, F, found.is_none() => Errno::ENOENT, "the key is in the map", "key={k} present={}", found.is_some());
         if let (Some((b, pos)), Slots::Hash { buckets, .. }) = (found, &mut self.slots) {
             if let Some(list) = buckets.get_mut(&b) {
                 list.remove(pos);
@@ -401,7 +409,8 @@ impl BpfMapOps for BpfDtab {
             None
         };
         check!(ctx, F, next.is_none() => Errno::ENOENT,
-            "a non-empty bucket follows", "none from bucket {from} of {n_buckets}");
+            "a non-empty bucket follows", "from bucket {from} of {n_buckets}: {}",
+            next.map_or_else(|| "none".to_string(), |k| format!("next key {k}")));
         next_key.copy_from_slice(&next.unwrap_or(0).to_le_bytes());
         Ok(())
     }

@@ -275,9 +275,9 @@ impl Htab {
         const F: &str = "check_flags";
         let f = flags & !BPF_F_LOCK;
         check!(ctx, F, exists && f == BPF_NOEXIST => Errno::EEXIST,
-            "BPF_NOEXIST needs a key that is not there", "key exists");
+            "BPF_NOEXIST needs a key that is not there", "flags={flags:#x} key_present={exists}");
         check!(ctx, F, !exists && f == BPF_EXIST => Errno::ENOENT,
-            "BPF_EXIST needs a key that is there", "key missing");
+            "BPF_EXIST needs a key that is there", "flags={flags:#x} key_present={exists}");
         Ok(())
     }
 
@@ -391,7 +391,8 @@ impl BpfMapOps for Htab {
         check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
             "flags (without BPF_F_LOCK) are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
         check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={flags:#x} has_spin_lock={}", map.has_spin_lock);
         let (hash, b, pos) = self.find(key);
         Htab::check_flags(ctx, pos.is_some(), flags)?;
         let inner = self.pending_inner.take();
@@ -479,7 +480,10 @@ impl BpfMapOps for Htab {
                 FILE,
                 "a bucket after this one holds an element",
                 Errno::ENOENT,
-                || format!("no element after bucket {}", from.saturating_sub(1)),
+                || match from.checked_sub(1) {
+                    Some(b) => format!("no element after bucket {b}"),
+                    None => "the table is empty".to_string(),
+                },
             )),
         }
     }
@@ -879,17 +883,18 @@ impl BpfMapOps for Rhtab {
         check!(ctx, F, (flags & !BPF_F_LOCK) > BPF_EXIST => Errno::EINVAL,
             "flags (without BPF_F_LOCK) are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
         check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={flags:#x} has_spin_lock={}", map.has_spin_lock);
         let value = &value[..map.value_size as usize];
         if let Some(old) = self.elems.get_mut(key) {
             // rhtab_map_update_existing().
             check!(ctx, "rhtab_map_update_existing", flags & BPF_NOEXIST != 0 => Errno::EEXIST,
-                "BPF_NOEXIST needs a key that is not there", "key exists");
+                "BPF_NOEXIST needs a key that is not there", "flags={flags:#x} key_present=true");
             old.copy_from_slice(value);
             return Ok(());
         }
         check!(ctx, F, flags & BPF_EXIST != 0 => Errno::ENOENT,
-            "BPF_EXIST needs a key that is there", "key missing");
+            "BPF_EXIST needs a key that is there", "flags={flags:#x} key_present=false");
         let n = self.elems.len() as u64;
         check!(ctx, F, n >= map.max_entries as u64 => Errno::E2BIG,
             "fewer than max_entries elements for a new key", "nelems={n} max_entries={}", map.max_entries);
@@ -901,7 +906,7 @@ impl BpfMapOps for Rhtab {
     fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
         const F: &str = "rhtab_map_delete_elem";
         let found = self.elems.remove(key).is_some();
-        check!(ctx, F, !found => Errno::ENOENT, "the key is in the table", "no such key");
+        check!(ctx, F, !found => Errno::ENOENT, "the key is in the table", "key_present={found}");
         Ok(())
     }
 

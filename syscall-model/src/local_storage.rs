@@ -43,7 +43,7 @@ pub fn cgroup_storage_map_alloc(
     check!(ctx, F, ks != SIZEOF_CGROUP_STORAGE_KEY && ks != 8 => Errno::EINVAL,
         "key_size is 16 (struct bpf_cgroup_storage_key: cgroup id and attach type) or 8 (the cgroup id alone)",
         "key_size={ks}");
-    check!(ctx, F, attr.value_size == 0 => Errno::EINVAL, "value_size > 0", "value_size=0");
+    check!(ctx, F, attr.value_size == 0 => Errno::EINVAL, "value_size > 0", "value_size={}", attr.value_size);
     check!(ctx, F, attr.value_size > max_value_size => Errno::E2BIG,
         "value_size at most BPF_LOCAL_STORAGE_MAX_VALUE_SIZE (and PCPU_MIN_UNIT_SIZE when per-CPU)",
         "value_size={} max={max_value_size}", attr.value_size);
@@ -128,7 +128,8 @@ impl BpfMapOps for CgroupStorageMap {
         check!(ctx, F, flags & !(BPF_F_LOCK | BPF_EXIST) != 0 => Errno::EINVAL,
             "flags within BPF_EXIST and BPF_F_LOCK", "flags={flags:#x}");
         check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "flags={flags:#x}");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={flags:#x} has_spin_lock={}", map.has_spin_lock);
         Err(no_storage(ctx, F, key))
     }
 

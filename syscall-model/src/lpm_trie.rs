@@ -160,7 +160,8 @@ impl LpmTrie {
     /// `trie_check_add_elem()`: a new entry needs room, and BPF_EXIST needs an existing one.
     fn check_add_elem(&mut self, ctx: &mut Ctx, map: &MapDesc, flags: u64) -> Result<(), Errno> {
         const F: &str = "trie_check_add_elem";
-        check!(ctx, F, flags == BPF_EXIST => Errno::ENOENT, "BPF_EXIST needs the prefix to be there", "prefix missing");
+        check!(ctx, F, flags == BPF_EXIST => Errno::ENOENT,
+            "BPF_EXIST needs the prefix to be there", "flags={flags:#x} prefix_present=false");
         check!(ctx, F, self.n_entries == map.max_entries => Errno::ENOSPC,
             "fewer than max_entries prefixes for a new one", "n_entries={} max_entries={}", self.n_entries, map.max_entries);
         self.n_entries += 1;
@@ -262,7 +263,8 @@ impl BpfMapOps for LpmTrie {
             // The same prefix: replace the node (an intermediate one becomes a real entry).
             if !nim {
                 check!(ctx, F, flags == BPF_NOEXIST => Errno::EEXIST,
-                    "BPF_NOEXIST needs a prefix that is not there", "prefix exists");
+                    "BPF_NOEXIST needs a prefix that is not there",
+                    "flags={flags:#x} prefix_present=true");
             } else {
                 self.check_add_elem(ctx, map, flags)?;
             }

@@ -86,7 +86,8 @@ impl QueueStack {
             (true, false) => "stack_map_peek_elem",
             (true, true) => "stack_map_pop_elem",
         };
-        check!(ctx, f, self.is_empty() => Errno::ENOENT, "the map holds an element", "empty");
+        check!(ctx, f, self.is_empty() => Errno::ENOENT,
+            "the map holds an element", "head={} tail={} empty={}", self.head, self.tail, self.is_empty());
         let index = if self.stack {
             let mut i = self.head.wrapping_sub(1);
             if i >= self.size {
@@ -141,7 +142,7 @@ impl BpfMapOps for QueueStack {
             "flags are BPF_ANY, or BPF_EXIST to overwrite the oldest element when full", "flags={flags:#x}");
         if self.is_full() {
             check!(ctx, F, flags & BPF_EXIST == 0 => Errno::E2BIG,
-                "room for one more element (BPF_EXIST makes room)", "the map is full");
+                "room for one more element (BPF_EXIST makes room)", "full=true flags={flags:#x}");
             // Make room by dropping the oldest element.
             self.tail = self.tail.wrapping_add(1);
             if self.tail >= self.size {

@@ -77,7 +77,14 @@ impl BpfMapOps for StackMap {
             FILE,
             "the bucket holds a stack",
             Errno::ENOENT,
-            || format!("id {i} of {} buckets: empty", self.n_buckets),
+            || {
+                let why = if i < self.n_buckets {
+                    "bucket empty"
+                } else {
+                    "past the buckets"
+                };
+                format!("id={i} n_buckets={}: {why}", self.n_buckets)
+            },
         ))
     }
 

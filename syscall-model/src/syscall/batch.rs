@@ -45,7 +45,7 @@ pub fn bpf_map_do_batch(ctx: &mut Ctx, attr: &Attr, uattr: u64, cmd: BpfCmd) -> 
     let _writer = has_write.then(|| WriteActive::new(&map));
     let mode = map_get_sys_perms(&map, &file);
     check!(ctx, F, has_read && !mode.can_read => Errno::EPERM,
-        "the fd can read (LOOKUP and LOOKUP_AND_DELETE)", "fd mode is write-only");
+        "the fd can read (LOOKUP and LOOKUP_AND_DELETE)", "fd readable={}", mode.can_read);
     check!(ctx, F, has_write && !mode.can_write => Errno::EPERM,
         "the fd can write and the map is not frozen (every batch but LOOKUP)",
         "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
@@ -99,7 +99,8 @@ fn elem_flags_ok(
     check!(ctx, func, flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
         "elem_flags are 0 or BPF_F_LOCK", "elem_flags={flags:#x}");
     check!(ctx, func, flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+        "BPF_F_LOCK needs a bpf_spin_lock in the value",
+        "elem_flags={flags:#x} has_spin_lock={}", map.desc.has_spin_lock);
     Ok(())
 }
 

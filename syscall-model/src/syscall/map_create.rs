@@ -41,7 +41,7 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     } else {
         check!(ctx, F, a.btf_key_type_id != 0 && a.btf_value_type_id == 0 => Errno::EINVAL,
             "a btf_key_type_id needs a btf_value_type_id",
-            "btf_key_type_id={} btf_value_type_id=0", a.btf_key_type_id);
+            "btf_key_type_id={} btf_value_type_id={}", a.btf_key_type_id, a.btf_value_type_id);
     }
 
     let extra_ok = ctx.profile().map_extra_types;
@@ -124,7 +124,7 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         MapPriv::NetAdmin => cred.capable(cap::CAP_NET_ADMIN) || cred.capable(cap::CAP_SYS_ADMIN),
     };
     check!(ctx, F, !has => Errno::EPERM,
-        "the caller has the capability this map type needs", "{t:?} needs {need:?}");
+        "the caller has the capability this map type needs", "{t:?} needs {need:?} caller_has={has}");
 
     let (mut desc, storage) = if a.map_ifindex != 0 {
         return Err(bpf_map_offload_map_alloc(ctx, &a));
@@ -221,14 +221,23 @@ pub(crate) fn bpf_get_file_flag(ctx: &mut Ctx, flags: u32) -> Result<FMode, Errn
 fn bpf_obj_name_cpy(ctx: &mut Ctx, name: &[u8; 16]) -> Result<(), Errno> {
     const F: &str = "bpf_obj_name_cpy";
     let end = name.iter().position(|b| *b == 0);
-    let bad = name[..end.unwrap_or(16)]
+    let used = &name[..end.unwrap_or(16)];
+    let bad = used
         .iter()
         .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.'));
+    let chars = || match bad {
+        Some(i) => format!(": byte {i} is {:#04x}", used.get(i).copied().unwrap_or(0)),
+        None => format!(" ({} bytes, all allowed)", used.len()),
+    };
     check!(ctx, F, bad.is_some() => Errno::EINVAL,
         "map_name holds only letters, digits, '_' and '.'",
-        "byte {} is {:#04x}", bad.unwrap_or(0), bad.map(|i| name[i]).unwrap_or(0));
+        "name={:?}{}", String::from_utf8_lossy(used), chars());
+    let nul = || match end {
+        Some(i) => format!("first NUL at byte {i}"),
+        None => "no NUL in the 16 bytes".to_string(),
+    };
     check!(ctx, F, end.is_none() => Errno::EINVAL,
-        "map_name has a NUL within its 16 bytes", "no NUL in {:?}", String::from_utf8_lossy(name));
+        "map_name has a NUL within its 16 bytes", "{}", nul());
     Ok(())
 }
 

@@ -107,12 +107,13 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
     let mode = map_get_sys_perms(&map, &file);
     check!(ctx, F, !mode.can_read => Errno::EPERM,
-        "the fd was opened for reading", "fd mode is write-only");
+        "the fd was opened for reading", "fd readable={}", mode.can_read);
     if op_flags {
         bpf_map_check_op_flags(ctx, &map, a.flags, BPF_F_LOCK | BPF_F_CPU)?;
     } else {
         check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
     }
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let mut value = vec![0u8; value_size(ctx, &map, a.flags)];
@@ -161,7 +162,8 @@ pub fn map_update_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         bpf_map_check_op_flags(ctx, &map, a.flags, !0)?;
     } else {
         check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-            "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+            "BPF_F_LOCK needs a bpf_spin_lock in the value",
+            "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
     }
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let vsize = value_size(ctx, &map, a.flags);
@@ -206,7 +208,7 @@ pub fn map_get_next_key(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
     let mode = map_get_sys_perms(&map, &file);
     check!(ctx, F, !mode.can_read => Errno::EPERM,
-        "the fd was opened for reading", "fd mode is write-only");
+        "the fd was opened for reading", "fd readable={}", mode.can_read);
     // A NULL key asks for the first key; nothing is copied.
     let key = if a.key != 0 {
         Some(bpf_copy_key(ctx, F, a.key, map.desc.key_size)?)
@@ -243,7 +245,8 @@ pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errn
     check!(ctx, F, a.flags != 0 && (t == MapType::QUEUE || t == MapType::STACK) => Errno::EINVAL,
         "no flags for a queue or stack pop", "flags={:#x}", a.flags);
     check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
-        "BPF_F_LOCK needs a bpf_spin_lock in the value", "the value has no spin lock");
+        "BPF_F_LOCK needs a bpf_spin_lock in the value",
+        "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
     let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
     let mut value = vec![0u8; value_size(ctx, &map, 0)];
     let r = map
@@ -278,7 +281,8 @@ pub fn map_freeze(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let a = ElemAttr::decode(attr);
     let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
     check!(ctx, F, map.desc.map_type == MapType::STRUCT_OPS || map.desc.has_spin_lock => Errno::ENOTSUPP,
-        "not a struct_ops map and no BTF special fields in the value", "{:?}", map.desc.map_type);
+        "not a struct_ops map and no BTF special fields in the value",
+        "map_type={:?} has_spin_lock={}", map.desc.map_type, map.desc.has_spin_lock);
     // 6.1 never looks at the fd's access mode here, and asks for CAP_BPF last instead.
     let needs_bpf_capable = ctx.profile().freeze_needs_bpf_capable;
     if !needs_bpf_capable {
@@ -290,11 +294,11 @@ pub fn map_freeze(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let writers = map.writecnt.load(Ordering::Acquire);
     check!(ctx, F, writers != 0 => Errno::EBUSY,
         "no writer is active (no update in flight, no writable mmap)", "writecnt={writers}");
-    check!(ctx, F, map.is_frozen() => Errno::EBUSY, "the map is not frozen yet", "frozen");
+    check!(ctx, F, map.is_frozen() => Errno::EBUSY, "the map is not frozen yet", "frozen={}", map.is_frozen());
     if needs_bpf_capable {
         let bpf_capable = ctx.cred().bpf_capable();
         check!(ctx, F, !bpf_capable => Errno::EPERM,
-            "the caller has CAP_BPF (6.1)", "bpf_capable=false");
+            "the caller has CAP_BPF (6.1)", "bpf_capable={bpf_capable}");
     }
     map.frozen.store(true, Ordering::Release);
     Ok(())

@@ -172,10 +172,19 @@ pub(crate) fn check_attr(
         .last_field_end(cmd)
         .unwrap_or(attr.bytes().len());
     let bad = attr.first_nonzero_from(end);
+    let seen = || match bad {
+        Some(i) => format!(
+            "byte {i} is {:#04x}",
+            attr.bytes().get(i).copied().unwrap_or(0)
+        ),
+        None => format!(
+            "the {} bytes after it are zero",
+            attr.bytes().len().saturating_sub(end)
+        ),
+    };
     check!(ctx, func, bad.is_some() => Errno::EINVAL,
         "CHECK_ATTR: the union is zero after the command's last field",
-        "last field ends at {end}; byte {} is {:#04x}",
-        bad.unwrap_or(0), bad.map(|i| attr.bytes()[i]).unwrap_or(0));
+        "last field ends at {end}; {}", seen());
     Ok(())
 }
 

@@ -35,7 +35,7 @@ pub fn bpf_obj_get_next_id(ctx: &mut Ctx, attr: &Attr, uattr: u64) -> Result<(),
     let start = attr.u32(off::START_ID);
     check!(ctx, F, start >= i32::MAX as u32 => Errno::EINVAL, "start_id < INT_MAX", "start_id={start}");
     let admin = ctx.cred().capable(cap::CAP_SYS_ADMIN);
-    check!(ctx, F, !admin => Errno::EPERM, "walking ids needs CAP_SYS_ADMIN", "cap_sys_admin=false");
+    check!(ctx, F, !admin => Errno::EPERM, "walking ids needs CAP_SYS_ADMIN", "cap_sys_admin={admin}");
     let next = ctx
         .kernel
         .map_idr()
@@ -69,7 +69,7 @@ pub fn bpf_map_get_fd_by_id(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
     check!(ctx, F, open_flags & !BPF_OBJ_FLAG_MASK != 0 => Errno::EINVAL,
         "open_flags within BPF_F_RDONLY | BPF_F_WRONLY", "open_flags={open_flags:#x}");
     let admin = ctx.cred().capable(cap::CAP_SYS_ADMIN);
-    check!(ctx, F, !admin => Errno::EPERM, "opening by id needs CAP_SYS_ADMIN", "cap_sys_admin=false");
+    check!(ctx, F, !admin => Errno::EPERM, "opening by id needs CAP_SYS_ADMIN", "cap_sys_admin={admin}");
     let f_mode = bpf_get_file_flag(ctx, open_flags)?;
     let id = attr.u32(off::MAP_ID);
     let map = ctx.kernel.map_idr().get(id);
@@ -188,9 +188,10 @@ fn bpf_map_get_info_by_fd(
         if hash != 0 {
             let digest = map.ops().map_get_hash(d);
             check!(ctx, F, digest.is_none() => Errno::EINVAL,
-                "the map type has map_get_hash (only ARRAY)", "{:?}", d.map_type);
+                "the map type has map_get_hash (only ARRAY)",
+                "map_type={:?} has_map_get_hash={}", d.map_type, digest.is_some());
             check!(ctx, F, hash_size != 32 => Errno::EINVAL, "hash_size is 32 (SHA-256)", "hash_size={hash_size}");
-            check!(ctx, F, !map.is_frozen() => Errno::EPERM, "the map is frozen (its contents are final)", "not frozen");
+            check!(ctx, F, !map.is_frozen() => Errno::EPERM, "the map is frozen (its contents are final)", "frozen={}", map.is_frozen());
             ctx.copy_to_user(
                 F,
                 "copy_to_user(hash): the hash buffer is writable",
@@ -283,7 +284,7 @@ fn getname(ctx: &mut Ctx, func: &'static str, upath: u64) -> Result<String, Errn
             ));
         }
     }
-    check!(ctx, func, out.is_empty() => Errno::ENOENT, "the pathname is not empty", "\"\"");
+    check!(ctx, func, out.is_empty() => Errno::ENOENT, "the pathname is not empty", "pathname length={}", out.len());
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -336,7 +337,7 @@ pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     check!(ctx, F, file_flags & !path_fd_flag != 0 => Errno::EINVAL,
         "file_flags is 0 or BPF_F_PATH_FD (6.1: 0)", "file_flags={file_flags:#x}");
     check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
-        "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
+        "path_fd only with BPF_F_PATH_FD", "file_flags={file_flags:#x} path_fd={}", path_fd as i32);
     // bpf_fd_probe_obj(): a program, a map or a link - anything else, open or not, is EINVAL.
     let ufd = attr.u32(pin::BPF_FD);
     let file = ctx.process.fds().get(ufd);
@@ -368,7 +369,7 @@ pub fn bpf_obj_pin(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     let dir = created.map_err(|e| path_fail(ctx, e, &path))?;
     let bpffs = matches!(dir.node, crate::inode::Node::Dir { bpffs: true });
     check!(ctx, "bpf_obj_do_pin", !bpffs => Errno::EPERM,
-        "the parent directory is in a bpf filesystem", "{path} is not under a bpffs");
+        "the parent directory is in a bpf filesystem", "path={path} parent_on_bpffs={bpffs}");
     // vfs_mkobj(): the pin is a new inode in the directory, 0600 of the caller.
     crate::inode::Vfs::may_create(&cred, &dir).map_err(|e| path_fail(ctx, e, &path))?;
     ctx.kernel.vfs().insert(
@@ -402,7 +403,7 @@ pub fn bpf_obj_get(ctx: &mut Ctx, attr: &Attr) -> Result<i32, Errno> {
         "bpf_fd is 0 and file_flags within RDONLY, WRONLY and PATH_FD (6.1: no PATH_FD)",
         "bpf_fd={} file_flags={file_flags:#x}", bpf_fd as i32);
     check!(ctx, F, file_flags & BPF_F_PATH_FD == 0 && path_fd != 0 => Errno::EINVAL,
-        "path_fd only with BPF_F_PATH_FD", "path_fd={}", path_fd as i32);
+        "path_fd only with BPF_F_PATH_FD", "file_flags={file_flags:#x} path_fd={}", path_fd as i32);
     let f_mode = bpf_get_file_flag(ctx, file_flags)?;
     const G: &str = "bpf_obj_do_get";
     let name = getname(ctx, G, attr.u64(pin::PATHNAME))?;
