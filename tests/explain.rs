@@ -115,3 +115,22 @@ fn a_failing_call_ends_with_the_check_that_decided_it() {
         "{text}"
     );
 }
+
+/// A check made by a shared helper for a function is reported in that function's file: the
+/// element-flag rule of a hash batch lives in kernel/bpf/syscall.c's helpers in the model, but
+/// the kernel checks it in __htab_map_lookup_and_delete_batch, in kernel/bpf/hashtab.c.
+#[test]
+fn a_step_is_reported_in_the_file_of_the_function_it_names() {
+    let s = riscv_harness::scenario::parse(
+        std::path::Path::new("t.bpfs"),
+        "m = map_create(type=HASH, key_size=4, value_size=8, max_entries=4)\n\
+         lookup_batch(m, count=4, elem_flags=8)\n",
+    )
+    .expect("parses");
+    let e = explain::explain(&s, &KernelProfile::linux_6_12(Arch::Riscv64, 2));
+    let f = e.statements[1].calls[0].failure.clone().expect("fails");
+    assert_eq!(
+        (f.function, f.file),
+        ("__htab_map_lookup_and_delete_batch", "kernel/bpf/hashtab.c")
+    );
+}

@@ -334,26 +334,52 @@ pub fn diverges(model: &Transcript, kernel: &Transcript) -> bool {
     !compare(model, kernel).is_empty()
 }
 
-/// Shrinks `text` by dropping calls, one at a time from the end, while `still_fails` holds:
-/// a call can go when the divergence stays without it. The header comment stays.
+/// Shrinks `text` by dropping calls while `still_fails` holds, until no single call can go:
+/// [`shrink_batched`] with one trial at a time.
 pub fn shrink(text: &str, still_fails: &mut dyn FnMut(&str) -> bool) -> String {
+    shrink_batched(text, &mut |trials| {
+        trials.iter().map(|t| still_fails(t)).collect()
+    })
+}
+
+/// Shrinks `text` (a header comment, then calls) to a scenario that still fails and from which
+/// no single call can be dropped. Each round asks `test` about every one-call-shorter variant
+/// at once (one QEMU boot, or one parallel batch on the host); if several calls can go, it
+/// tries dropping them all together (one more ask), else drops the last one that can go.
+/// `test` answers, for each text, whether it still fails.
+pub fn shrink_batched(text: &str, test: &mut dyn FnMut(&[String]) -> Vec<bool>) -> String {
+    let join = |lines: &[String]| lines.join("\n") + "\n";
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     loop {
-        let mut dropped = false;
-        let mut i = lines.len();
-        while i > 1 {
-            i -= 1;
-            let mut trial = lines.clone();
-            trial.remove(i);
-            let t = trial.join("\n") + "\n";
-            if still_fails(&t) {
-                lines = trial;
-                dropped = true;
+        // Line 0 is the header comment; every other line is a call.
+        let without = |skip: &[usize]| -> Vec<String> {
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !skip.contains(i))
+                .map(|(_, l)| l.clone())
+                .collect()
+        };
+        let candidates: Vec<usize> = (1..lines.len()).collect();
+        let trials: Vec<String> = candidates.iter().map(|i| join(&without(&[*i]))).collect();
+        let verdicts = test(&trials);
+        let removable: Vec<usize> = candidates
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, f)| **f)
+            .map(|(i, _)| *i)
+            .collect();
+        let Some(&last) = removable.last() else {
+            return join(&lines);
+        };
+        if removable.len() > 1 {
+            let all = without(&removable);
+            if test(&[join(&all)]).first().copied().unwrap_or(false) {
+                lines = all;
+                continue;
             }
         }
-        if !dropped {
-            return lines.join("\n") + "\n";
-        }
+        lines = without(&[last]);
     }
 }
 
@@ -391,6 +417,36 @@ mod tests {
                 .collect();
             assert!(bad.is_empty(), "{bad:?}\n{text}");
         }
+    }
+
+    #[test]
+    fn batched_shrinking_asks_about_every_variant_at_once_and_ends_one_minimal() {
+        // Fails while it holds b and d: a, c and e can all go, in one combined round.
+        let text = "# c\na\nb\nc\nd\ne\n";
+        let mut asks = Vec::new();
+        let out = shrink_batched(text, &mut |trials| {
+            asks.push(trials.len());
+            trials
+                .iter()
+                .map(|t| t.contains("b\n") && t.contains("d\n"))
+                .collect()
+        });
+        assert_eq!(out, "# c\nb\nd\n");
+        // Five variants, then the three removable calls together, then the two left.
+        assert_eq!(asks, vec![5, 1, 2]);
+    }
+
+    #[test]
+    fn batched_shrinking_falls_back_to_one_call_when_the_removable_ones_interact() {
+        // Either x or y may go, not both: the combined try fails, so one goes at a time.
+        let text = "# c\nx\ny\nz\n";
+        let out = shrink_batched(text, &mut |trials| {
+            trials
+                .iter()
+                .map(|t| t.contains("z\n") && (t.contains("x\n") || t.contains("y\n")))
+                .collect()
+        });
+        assert_eq!(out, "# c\nx\nz\n");
     }
 
     #[test]
@@ -563,8 +619,11 @@ pub fn run_host(
             outcome.count(&k);
             outcome.count_watched(&calls);
             if diverges(&m, &k) {
-                let small = shrink(&text, &mut |t| {
-                    run(t).is_some_and(|(m, k, _)| diverges(&m, &k))
+                let small = shrink_batched(&text, &mut |trials| {
+                    trials
+                        .par_iter()
+                        .map(|t| run(t).is_some_and(|(m, k, _)| diverges(&m, &k)))
+                        .collect()
                 });
                 let note = format!(
                     "fuzz finding: seed {seed}, scenario {i}, shrunk; model {} and the host kernel disagree",
@@ -588,6 +647,62 @@ pub fn run_host(
     Ok(outcome)
 }
 
+/// Whether each of `texts` still makes the model and kernel `name` disagree: one QEMU boot for
+/// all of them. A boot that fails counts as no divergence (and is logged), so shrinking keeps
+/// what it has.
+fn qemu_divergences(
+    base: &crate::qemu::QemuConfig,
+    name: &str,
+    texts: &[String],
+    log: &(dyn Fn(&str) + Sync),
+) -> Vec<bool> {
+    let dir = std::env::temp_dir().join(format!(
+        "bpfmodel-shrink-{}-{}",
+        std::process::id(),
+        SHRINK_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let file = |i: usize| format!("t{i:05}.bpfs");
+    let mut verdicts = vec![false; texts.len()];
+    let written = std::fs::create_dir_all(&dir).is_ok()
+        && texts
+            .iter()
+            .enumerate()
+            .all(|(i, t)| std::fs::write(dir.join(file(i)), t).is_ok());
+    if written {
+        let cfg = crate::qemu::QemuConfig {
+            scenarios: dir.clone(),
+            only: vec![name.to_string()],
+            host: false,
+            ..base.clone()
+        };
+        match crate::qemu::run(&cfg, log) {
+            Ok(reports) => {
+                for r in reports {
+                    for (path, m, k) in &r.results {
+                        let i = path
+                            .trim_end_matches(".bpfs")
+                            .trim_start_matches('t')
+                            .parse::<usize>();
+                        if let Some(v) = i.ok().and_then(|i| verdicts.get_mut(i)) {
+                            *v = diverges(m, k);
+                        }
+                    }
+                }
+            }
+            Err(e) => log(&format!(
+                "shrinking: a boot failed, keeping the last text: {e:#}"
+            )),
+        }
+    } else {
+        log(&format!("shrinking: cannot write {}", dir.display()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    verdicts
+}
+
+/// Numbers the shrinking corpora of this process.
+static SHRINK_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The scenario index in a guest corpus file name (`f0000042.bpfs`).
 fn scenario_index(path: &str) -> u64 {
     let stem = path.trim_end_matches(".bpfs");
@@ -599,8 +714,9 @@ fn scenario_index(path: &str) -> u64 {
 const SCENARIOS_PER_BOOT: u64 = 500;
 
 /// Fuzzes a kernel of the manifest in QEMU: the generated scenarios become the guest's corpus,
-/// [`SCENARIOS_PER_BOOT`] at a time. Findings are written whole (shrinking would boot the guest
-/// once per try). `log` hears the harness's messages, `progress` the tally after every boot.
+/// [`SCENARIOS_PER_BOOT`] at a time. A divergence is shrunk with a boot per round (every
+/// one-call-shorter variant in one corpus) and written as a scenario. `log` hears the
+/// harness's messages, `progress` the tally after every boot.
 pub fn run_qemu(
     base: &crate::qemu::QemuConfig,
     name: &str,
@@ -656,12 +772,17 @@ pub fn run_qemu(
                 }
                 if diverges(m, k) {
                     let i = scenario_index(path);
+                    let text = generate(seed, i, per, ncpus);
+                    let mut boots = 0;
+                    let small = shrink_batched(&text, &mut |trials| {
+                        boots += 1;
+                        qemu_divergences(base, name, trials, log)
+                    });
                     let note = format!(
-                        "fuzz finding: seed {seed}, scenario {i}, not shrunk (a QEMU kernel); model {} and {} disagree",
+                        "fuzz finding: seed {seed}, scenario {i}, shrunk in {boots} boots; model {} and {} disagree",
                         r.profile, r.label
                     );
-                    let text = generate(seed, i, per, ncpus);
-                    let p = write_finding(out, &format!("seed{seed}-{name}-{i}"), &note, &text)?;
+                    let p = write_finding(out, &format!("seed{seed}-{name}-{i}"), &note, &small)?;
                     for d in compare(m, k) {
                         eprint!(
                             "{}",

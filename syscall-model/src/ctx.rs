@@ -12,6 +12,9 @@ pub struct Ctx<'a> {
     pub process: &'a Process,
     pub mem: &'a dyn UserMemory,
     tracer: Option<&'a mut dyn Tracer>,
+    /// The file of each function entered so far (when tracing): a check or copy made in a
+    /// shared helper on behalf of a function is reported in that function's file.
+    entered: Vec<(&'static str, &'static str)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -26,6 +29,7 @@ impl<'a> Ctx<'a> {
             process,
             mem,
             tracer,
+            entered: Vec::new(),
         }
     }
 
@@ -52,6 +56,15 @@ impl<'a> Ctx<'a> {
         detail: String,
     ) {
         if let Some(t) = self.tracer.as_deref_mut() {
+            if verdict == Verdict::Enter {
+                self.entered.push((func, file));
+            }
+            let file = self
+                .entered
+                .iter()
+                .rev()
+                .find(|(f, _)| *f == func)
+                .map_or(file, |(_, f)| *f);
             t.step(Step {
                 func,
                 file,
