@@ -750,9 +750,20 @@ pub fn run_qemu(
             host: false,
             ..base.clone()
         };
-        let reports = crate::qemu::run(&cfg, log);
+        // A boot that does not finish is tried once more before the run gives up: a guest
+        // whose vCPUs lose their host cores to another guest (or a busy build) can stall past
+        // the timeout without any scenario being at fault. A second failure is the run's.
+        let reports = match crate::qemu::run(&cfg, log) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                log(&format!(
+                    "scenarios {first}..{last}: {e:#}\nbooting them once more"
+                ));
+                crate::qemu::run(&cfg, log)
+            }
+        };
         let _ = std::fs::remove_dir_all(&dir);
-        for r in reports? {
+        for r in reports.with_context(|| format!("scenarios {first}..{last} of seed {seed}"))? {
             // The guest sends transcripts; the map type behind each call comes from a watched
             // run of the same scenarios on the model here, under the guest's profile (cheap
             // next to the guest's run).
