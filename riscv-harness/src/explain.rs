@@ -248,7 +248,7 @@ pub fn render_text(e: &Explanation) -> String {
     for st in &e.statements {
         out.push_str(&format!("\nline {}: {}\n", st.line, st.outcome));
         if st.calls.is_empty() {
-            out.push_str("  (not a bpf call: the runner does this itself)\n");
+            out.push_str("  (not a bpf(2) call: the runner makes this system call itself)\n");
         }
         for c in &st.calls {
             out.push_str(&format!("  {}\n", c.strace));
@@ -297,7 +297,7 @@ pub fn render_markdown(e: &Explanation) -> String {
         }
         out.push_str(&format!("```text\n{}\n```\n\n", st.outcome));
         if st.calls.is_empty() {
-            out.push_str("Not a bpf call: the runner does this itself.\n\n");
+            out.push_str("Not a bpf(2) call: the runner makes this system call itself.\n\n");
         }
         for c in &st.calls {
             out.push_str(&format!("`{}`\n\n", c.strace));

@@ -134,7 +134,17 @@ fn value(kind: Kind, b: &[u8], cmd: BpfCmd) -> String {
             "BPF_F_",
             map_flags::NAMES.iter().map(|(n, b)| (*n, u64::from(*b))),
         ),
-        Kind::ElemFlags if u == 0 && cmd == BpfCmd::MAP_UPDATE_ELEM => "BPF_ANY".into(),
+        Kind::ElemFlags
+            if u == 0
+                && matches!(
+                    cmd,
+                    BpfCmd::MAP_UPDATE_ELEM
+                        | BpfCmd::MAP_LOOKUP_ELEM
+                        | BpfCmd::MAP_LOOKUP_AND_DELETE_ELEM
+                ) =>
+        {
+            "BPF_ANY".into()
+        }
         Kind::ElemFlags => prefixed(u, "BPF_", elem_flags::NAMES.iter().copied()),
         Kind::Name => {
             let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
