@@ -199,7 +199,7 @@ pub fn validate(s: &Scenario) -> Result<(), ScenarioError> {
             "walk" | "dump" | "get_next_key" | "lookup_batch" | "lookup_and_delete_batch" => 2,
             _ => 1,
         };
-        if let Some(a) = st.positional(1) {
+        if let (Some(a), 2) = (st.positional(1), max_positional) {
             if !is_unordered(st) {
                 return serr(
                     st.line,
@@ -357,6 +357,7 @@ fn run_inner(s: &Scenario, be: &mut dyn Backend, record: bool) -> (Transcript, V
                 ex.calls = 0;
                 ex.line = st.line;
                 ex.record = record.then(Vec::new);
+                ex.path = None;
                 let text = match ex.stmt(st) {
                     Ok(text) => text,
                     Err(e) => format!(
@@ -1651,6 +1652,8 @@ mod tests {
         let e = validated(&format!("{m}get_next_key(m, key=NULL, sorted)\n")).unwrap_err();
         assert!(e.contains("can only be `unordered`"), "{e}");
         let e = validated(&format!("{m}lookup(m, key=u32:1, unordered)\n")).unwrap_err();
+        assert!(e.contains("at most 1 positional"), "{e}");
+        let e = validated(&format!("{m}lookup(m, key=u32:1, sorted)\n")).unwrap_err();
         assert!(e.contains("at most 1 positional"), "{e}");
     }
 }
