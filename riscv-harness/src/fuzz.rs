@@ -565,7 +565,9 @@ pub fn write_finding(
     Ok(path)
 }
 
-/// What a fuzz run makes: `calls` calls from `seed`, in scenarios of `per` calls each.
+/// What a fuzz run makes: at least `calls` bpf(2) calls from `seed`, in scenarios of `per`
+/// statements each. A statement is not always one call (a close is none, a walk several), so
+/// the run goes on, scenario after scenario, until the calls made reach `calls`.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     pub seed: u64,
@@ -574,10 +576,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// How many scenarios the run generates.
-    pub fn scenarios(&self) -> u64 {
-        self.calls.div_ceil(self.per.max(1)) as u64
+    /// How many more scenarios to generate after `done` calls: enough for the calls left if
+    /// every statement were one call (the next batch tops up what falls short).
+    pub fn more(&self, done: usize) -> u64 {
+        self.calls.saturating_sub(done).div_ceil(self.per.max(1)) as u64
     }
+}
+
+/// A batch that made no call at all would loop forever: the generator is broken.
+fn no_progress(before: usize, after: usize, seed: u64) -> anyhow::Result<()> {
+    if after == before {
+        anyhow::bail!("fuzz: a batch of seed {seed} made no bpf call; the generator is broken");
+    }
+    Ok(())
 }
 
 /// Fuzzes the host kernel: `calls` calls in scenarios of `per`, run in parallel, each on the
@@ -599,11 +610,11 @@ pub fn run_host(
         let k = runner::run_kernel(&s).ok()?;
         Some((m, k, calls))
     };
-    let count = plan.scenarios();
     let mut outcome = Outcome::default();
     let mut index = 0u64;
-    while index < count {
-        let upto = (index + 64).min(count);
+    while outcome.calls < plan.calls {
+        let before = outcome.calls;
+        let upto = index + plan.more(outcome.calls).min(64);
         let results: Vec<(u64, String, Option<Run>)> = (index..upto)
             .into_par_iter()
             .map(|i| {
@@ -642,6 +653,7 @@ pub fn run_host(
             }
         }
         index = upto;
+        no_progress(before, outcome.calls, seed)?;
         progress(&outcome);
     }
     Ok(outcome)
@@ -727,11 +739,11 @@ pub fn run_qemu(
 ) -> anyhow::Result<Outcome> {
     let Plan { seed, per, .. } = plan;
     let ncpus = crate::qemu::boot::GUEST_SMP;
-    let count = plan.scenarios();
     let mut outcome = Outcome::default();
     let mut first = 0u64;
-    while first < count {
-        let last = (first + SCENARIOS_PER_BOOT).min(count);
+    while outcome.calls < plan.calls {
+        let before = outcome.calls;
+        let last = first + plan.more(outcome.calls).min(SCENARIOS_PER_BOOT);
         let dir = std::env::temp_dir().join(format!(
             "bpfmodel-fuzz-{}-{seed}-{first}",
             std::process::id()
@@ -805,6 +817,7 @@ pub fn run_qemu(
             }
         }
         first = last;
+        no_progress(before, outcome.calls, seed)?;
         progress(&outcome);
     }
     Ok(outcome)
