@@ -195,6 +195,11 @@ pub struct KernelProfile {
     /// The map_flags `bpf_struct_ops_map_alloc_check` accepts: BPF_F_LINK and
     /// BPF_F_VTYPE_BTF_OBJ_FD on 6.12 and later; none on 6.1 (seen on 6.1.176: LINK is EINVAL).
     pub struct_ops_map_flags: u32,
+    /// 6.1's `map_create` still calls `find_and_alloc_map()`, which bounds the map type, finds
+    /// its ops and runs `map_alloc_check` and `map_alloc`; later kernels do the same steps
+    /// inline in `map_create`. The checks and their order are the same: only the function the
+    /// steps name differs.
+    pub find_and_alloc_map: bool,
 }
 
 impl KernelProfile {
@@ -253,6 +258,7 @@ impl KernelProfile {
             freeze_needs_bpf_capable: false,
             struct_ops_map_flags: crate::uapi::map_flags::BPF_F_LINK
                 | crate::uapi::map_flags::BPF_F_VTYPE_BTF_OBJ_FD,
+            find_and_alloc_map: false,
         }
     }
 
@@ -283,6 +289,7 @@ impl KernelProfile {
             obj_path_fd: false,
             freeze_needs_bpf_capable: true,
             struct_ops_map_flags: 0,
+            find_and_alloc_map: true,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }

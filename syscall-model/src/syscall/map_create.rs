@@ -62,15 +62,24 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         "a BPF_F_NUMA_NODE node exists and is online",
         "numa_node={numa_node} nr_node_ids={nr_node_ids}");
 
-    // find map type and init map.
+    // find map type and init map: in 6.1 the steps from here to map_alloc are
+    // find_and_alloc_map()'s.
+    let fam: &'static str = if ctx.profile().find_and_alloc_map {
+        ctx.enter("find_and_alloc_map", FILE, || {
+            format!("map_type={}", a.map_type)
+        });
+        "find_and_alloc_map"
+    } else {
+        F
+    };
     let nr_types = ctx.profile().nr_map_types;
-    check!(ctx, F, a.map_type >= nr_types => Errno::EINVAL,
+    check!(ctx, fam, a.map_type >= nr_types => Errno::EINVAL,
         "map_type < __MAX_BPF_MAP_TYPE", "map_type={} __MAX_BPF_MAP_TYPE={nr_types}", a.map_type);
     let ops = match bpf_map_types(t) {
         MapTypeEntry::Modelled(ops) => ops,
         MapTypeEntry::NoOps => {
             return Err(ctx.fail(
-                F,
+                fam,
                 FILE,
                 "bpf_map_types[map_type] has ops",
                 Errno::EINVAL,
@@ -79,7 +88,7 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         }
         MapTypeEntry::NotModelled => {
             return Err(ctx.fail(
-                F,
+                fam,
                 FILE,
                 "the model implements this map type",
                 Errno::ENOSYS,
@@ -87,7 +96,7 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
             ))
         }
     };
-    ctx.note(F, FILE, "bpf_map_types[map_type]", || {
+    ctx.note(fam, FILE, "bpf_map_types[map_type]", || {
         format!("{} ({})", ops.name, ops.file)
     });
     if let Some(alloc_check) = ops.map_alloc_check {
@@ -96,7 +105,7 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     if a.map_ifindex != 0 {
         // The offload ops take over; every type has map_mem_usage in this kernel.
         ctx.note(
-            F,
+            fam,
             FILE,
             "map_ifindex != 0: the offload ops take over",
             || format!("map_ifindex={}", a.map_ifindex),
