@@ -161,6 +161,68 @@ impl UserMemory for SimMemory {
     }
 }
 
+/// The address space of the process the model runs in: what an LD_PRELOAD library answering
+/// a program's bpf(2) calls reads and writes. Every access goes through process_vm_readv(2) /
+/// process_vm_writev(2) on the process itself, so an unmapped, PROT_NONE or read-only page is
+/// an error the kernel reports, never a SIGSEGV, and the model turns it into EFAULT as the real
+/// copy_from_user/copy_to_user would. Copies go a page at a time, so a fault is reported at the
+/// first byte of the first page that failed and the bytes before it have been copied (the
+/// kernel's byte-exact fixup stops at the same place: faults happen on whole pages).
+#[cfg(target_os = "linux")]
+#[derive(Default, Clone, Copy, Debug)]
+pub struct ProcessMemory;
+
+#[cfg(target_os = "linux")]
+impl ProcessMemory {
+    fn copy(addr: u64, local: *mut libc::c_void, len: usize, write: bool) -> bool {
+        let local = libc::iovec {
+            iov_base: local,
+            iov_len: len,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: len,
+        };
+        // SAFETY: `local` covers a buffer of `len` bytes owned by the caller for the duration
+        // of the call; the remote side is checked by the kernel, which reports a fault as an
+        // error (EFAULT) or a short count instead of touching it from user space.
+        let n = unsafe {
+            let pid = libc::getpid();
+            if write {
+                libc::process_vm_writev(pid, &local, 1, &remote, 1, 0)
+            } else {
+                libc::process_vm_readv(pid, &local, 1, &remote, 1, 0)
+            }
+        };
+        n == len as isize
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl UserMemory for ProcessMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        for (off, _, n) in chunks(addr, buf.len()) {
+            let a = at(addr, off)?;
+            if !ProcessMemory::copy(a, buf[off..].as_mut_ptr().cast(), n, false) {
+                return Err(Fault { addr: a });
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        for (off, _, n) in chunks(addr, data.len()) {
+            let a = at(addr, off)?;
+            // process_vm_writev only reads the local buffer.
+            let local = data[off..].as_ptr().cast_mut().cast();
+            if !ProcessMemory::copy(a, local, n, true) {
+                return Err(Fault { addr: a });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +277,70 @@ mod tests {
         assert_eq!(m.read(u64::MAX - 3, &mut b), Err(Fault { addr: u64::MAX }));
         assert_eq!(m.write(u64::MAX - 3, &b), Err(Fault { addr: u64::MAX }));
         assert!(m.read(u64::MAX - 7, &mut b).is_ok());
+    }
+
+    /// A page of this process mapped with `prot`, between two PROT_NONE guard pages.
+    #[cfg(target_os = "linux")]
+    fn page_with(prot: i32) -> u64 {
+        // SAFETY: a fresh anonymous mapping, then mprotect of pages inside it.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                3 * 4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            let mid = (p as u64) + 4096;
+            assert_eq!(
+                libc::mprotect(
+                    mid as *mut libc::c_void,
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE
+                ),
+                0
+            );
+            std::ptr::write_bytes(mid as *mut u8, 7, 4096);
+            assert_eq!(libc::mprotect(mid as *mut libc::c_void, 4096, prot), 0);
+            mid
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_memory_reads_this_process_and_faults_instead_of_crashing() {
+        let m = ProcessMemory;
+        let page = page_with(libc::PROT_READ | libc::PROT_WRITE);
+        let mut b = [0u8; 8];
+        assert_eq!(m.read(page, &mut b), Ok(()));
+        assert_eq!(b, [7; 8]);
+        assert_eq!(m.read(0, &mut b), Err(Fault { addr: 0 }));
+        // Past the page is a guard page: the fault is at its first byte.
+        assert_eq!(
+            m.read(page + 4092, &mut b),
+            Err(Fault { addr: page + 4096 })
+        );
+        assert_eq!(m.read(page - 4, &mut b), Err(Fault { addr: page - 4 }));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_memory_writes_up_to_the_fault_and_refuses_read_only_pages() {
+        let m = ProcessMemory;
+        let page = page_with(libc::PROT_READ | libc::PROT_WRITE);
+        assert_eq!(
+            m.write(page + 4094, &[1, 2, 3, 4]),
+            Err(Fault { addr: page + 4096 })
+        );
+        let mut b = [0u8; 2];
+        m.read(page + 4094, &mut b).unwrap();
+        assert_eq!(b, [1, 2]);
+        let ro = page_with(libc::PROT_READ);
+        assert_eq!(m.write(ro, &[1]), Err(Fault { addr: ro }));
+        let mut c = [0u8; 1];
+        m.read(ro, &mut c).unwrap();
+        assert_eq!(c, [7]);
     }
 }
