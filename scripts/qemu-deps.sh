@@ -2,13 +2,14 @@
 # Installs what `make qemu-test` needs and the machine lacks: QEMU for riscv64 with its
 # OpenSBI firmware and QEMU for x86_64, the riscv64 cross linker and libc (the guest runner is
 # a static binary),
-# the tools that fetch and unpack kernel packages, and the Rust target. Idempotent: a machine
+# the tools that fetch and unpack kernel packages, clang (tests/load_maps.rs compiles BPF
+# objects with -target bpf), and the Rust target. Idempotent: a machine
 # that has everything is left alone.
 set -euo pipefail
 
 pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in qemu-system-misc qemu-system-x86 opensbi gcc-riscv64-linux-gnu libc6-dev-riscv64-cross curl xz-utils; do
+for p in qemu-system-misc qemu-system-x86 opensbi gcc-riscv64-linux-gnu libc6-dev-riscv64-cross curl xz-utils clang; do
   have_pkg "$p" || pkgs+=("$p")
 done
 

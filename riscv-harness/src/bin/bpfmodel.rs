@@ -51,6 +51,18 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// Create the maps a BPF ELF object declares (SEC("maps") bpf_map_def entries, as
+    /// samples/bpf's bpf_load.c did, and libbpf's BTF-defined SEC(".maps")) on the model, the
+    /// host kernel, or both, and print what each creation returned.
+    LoadMaps {
+        /// The object, as `clang -g -O2 -target bpf -c` writes it.
+        object: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendArg::Model)]
+        backend: BackendArg,
+        /// Model this kernel version instead of the running kernel's.
+        #[arg(long, value_name = "VERSION")]
+        profile: Option<String>,
+    },
     /// Regenerate docs/walkthrough from the scenarios of tests/scenarios/walkthrough (with
     /// --write), or check that the checked-in pages are current (without).
     Walkthrough {
@@ -215,6 +227,11 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::LoadMaps {
+            object,
+            backend,
+            profile,
+        } => load_maps(&object, backend, profile.as_deref()),
         Cmd::Walkthrough {
             write,
             docs,
@@ -436,6 +453,52 @@ fn chosen_profile(version: Option<&str>) -> anyhow::Result<syscall_model::Kernel
         eprintln!("bpfmodel: warning: {w}");
     }
     Ok(profile)
+}
+
+fn load_maps(
+    object: &std::path::Path,
+    backend: BackendArg,
+    version: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use riscv_harness::load_maps;
+    let data = std::fs::read(object).with_context(|| format!("reading {}", object.display()))?;
+    let maps = load_maps::read_maps(&data).with_context(|| format!("{}", object.display()))?;
+    if maps.is_empty() {
+        anyhow::bail!(
+            "{}: no maps (neither SEC(\"maps\") nor SEC(\".maps\"))",
+            object.display()
+        );
+    }
+    let text = load_maps::scenario_text(&object.display().to_string(), &maps);
+    let s = riscv_harness::scenario::parse(object, &text).map_err(|e| {
+        anyhow::anyhow!("{}: the maps do not make a scenario: {e}", object.display())
+    })?;
+    let profile = chosen_profile(version)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if backend == BackendArg::Both {
+        let sum = runner::run_both(std::slice::from_ref(&s), &profile, &mut out)?;
+        writeln!(
+            out,
+            "{}: {} maps, {} divergences",
+            object.display(),
+            maps.len(),
+            sum.divergences
+        )?;
+        return Ok(if sum.divergences > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let t = if backend == BackendArg::Model {
+        runner::run_model(&s, &profile)
+    } else {
+        runner::run_kernel(&s)?
+    };
+    writeln!(out, "== {} ({}) ==", object.display(), t.backend)?;
+    write!(out, "{}", t.render())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn walkthrough(
