@@ -138,8 +138,10 @@ fn value(rng: &mut Rng, m: &GenMap, ncpus: u32) -> String {
     bytes(rng, vs)
 }
 
+/// Element flags: the usual ones, each flag bit (7.2's BPF_F_CPU with a CPU in the upper
+/// half, BPF_F_ALL_CPUS), combinations and a bit no kernel knows.
 fn elem_flags(rng: &mut Rng) -> u64 {
-    *rng.pick(&[0, 0, 0, 1, 2, 4, 3, 1 << 40])
+    *rng.pick(&[0, 0, 0, 1, 2, 4, 3, 8, 16, (1 << 32) | 8, 1 << 40])
 }
 
 /// One map_create: a type, its usual sizes (or a boundary), and a few flags. Hash maps get
@@ -180,6 +182,12 @@ fn gen_create(rng: &mut Rng, name: &str, ordered: bool) -> (String, GenMap) {
     if rng.chance(20) {
         flags.push(*rng.pick(FLAG_NAMES));
     }
+    // Now and then any one bit of map_flags, up to past the last one a kernel knows.
+    let bit;
+    if rng.chance(5) {
+        bit = (1u32 << rng.below(22)).to_string();
+        flags.push(&bit);
+    }
     let mut line =
         format!("{name} = map_create(type={ty}, key_size={ks}, value_size={vs}, max_entries={max}");
     if !flags.is_empty() {
@@ -212,21 +220,33 @@ fn gen_call(rng: &mut Rng, maps: &[GenMap], ncpus: u32, ordered: bool) -> String
     } else {
         m.name.clone()
     };
-    let key = if matches!(m.ty, "QUEUE" | "STACK" | "BLOOM_FILTER" | "RINGBUF") {
+    // A key pointer that faults, now and then (a queue's must be NULL: EINVAL first).
+    let key = if rng.chance(3) {
+        "BAD".to_string()
+    } else if matches!(m.ty, "QUEUE" | "STACK" | "BLOOM_FILTER" | "RINGBUF") {
         "NULL".to_string()
     } else {
         let ks = size_near(rng, m.key_size);
         bytes(rng, ks)
     };
     match rng.below(12) {
-        0..=3 => format!(
-            "update({fd}, key={key}, value={}, flags={})",
-            value(rng, &m, ncpus),
-            elem_flags(rng)
-        ),
+        0..=3 => {
+            let v = if rng.chance(3) {
+                "BAD".to_string()
+            } else {
+                value(rng, &m, ncpus)
+            };
+            format!(
+                "update({fd}, key={key}, value={v}, flags={})",
+                elem_flags(rng)
+            )
+        }
         4 | 5 => {
             if m.ty == "BLOOM_FILTER" {
                 format!("lookup({fd}, key=NULL, value={})", value(rng, &m, ncpus))
+            } else if rng.chance(3) {
+                // A value buffer that faults: the copy out is EFAULT.
+                format!("lookup({fd}, key={key}, value=BAD)")
             } else {
                 format!("lookup({fd}, key={key})")
             }
