@@ -826,12 +826,13 @@ pub fn run_qemu(
                         r.profile, r.label
                     );
                     let p = write_finding(out, &format!("seed{seed}-{name}-{i}"), &note, &small)?;
+                    // The lines are the generated scenario's (`--print-scenario {i}`): the
+                    // shrunk file's own would need one more boot.
+                    let whole = format!("seed {seed} scenario {i}");
                     for d in compare(m, k) {
-                        eprint!(
-                            "{}",
-                            render_divergence(&p.display().to_string(), &d, "model", "kernel")
-                        );
+                        eprint!("{}", render_divergence(&whole, &d, "model", "kernel"));
                     }
+                    eprintln!("shrunk to {}", p.display());
                     outcome.findings.push(p);
                 }
             }
