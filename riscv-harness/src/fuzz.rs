@@ -523,10 +523,10 @@ impl Outcome {
     /// Counts the calls of a watched model run by command, map type and outcome.
     pub fn count_watched(&mut self, calls: &[crate::coverage::WatchedCall]) {
         for (t, col, r) in calls {
+            // Raw attr bytes name map types no kernel has, thousands of them: one row.
             let ty = t
                 .short_name()
-                .map(str::to_string)
-                .unwrap_or_else(|| t.0.to_string());
+                .map_or_else(|| "(no such type)".to_string(), str::to_string);
             let outcome = match r {
                 Ok(()) => "ok".to_string(),
                 Err(e) => e.symbol(),
