@@ -283,6 +283,14 @@ impl Btf {
 
     /// `btf__resolve_size`: the byte size of a type.
     fn size(&self, id: u32) -> anyhow::Result<u64> {
+        self.size_within(id, 32)
+    }
+
+    /// [`Btf::size`] through at most `depth` nested arrays (a malformed object may loop).
+    fn size_within(&self, id: u32, depth: u32) -> anyhow::Result<u64> {
+        if depth == 0 {
+            bail!("BTF type {id}: arrays nested too deep (a loop?)");
+        }
         let t = self.get(self.skip_mods(id)?)?;
         Ok(match t.kind {
             kind::INT | kind::STRUCT | kind::UNION | kind::ENUM | kind::ENUM64 | kind::FLOAT => {
@@ -292,7 +300,8 @@ impl Btf {
             kind::ARRAY => {
                 let elem = t.extra.first().copied().unwrap_or(0);
                 let n = t.extra.get(2).copied().unwrap_or(0);
-                self.size(elem)?.saturating_mul(u64::from(n))
+                self.size_within(elem, depth - 1)?
+                    .saturating_mul(u64::from(n))
             }
             other => bail!("BTF type {id} (kind {other}) has no size"),
         })
@@ -394,4 +403,45 @@ pub fn scenario_text(object: &str, maps: &[MapDef]) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A .BTF section of `types` (each: name_off, info, size_or_type, extra words) and no
+    /// strings but the empty one.
+    fn btf(types: &[&[u32]]) -> Vec<u8> {
+        let body: Vec<u8> = types
+            .iter()
+            .flat_map(|t| t.iter().flat_map(|w| w.to_le_bytes()))
+            .collect();
+        let mut b = Vec::new();
+        b.extend(0xeb9fu16.to_le_bytes());
+        b.extend([1u8, 0]);
+        for w in [24u32, 0, body.len() as u32, body.len() as u32, 1] {
+            b.extend(w.to_le_bytes());
+        }
+        b.extend(&body);
+        b.push(0);
+        b
+    }
+
+    #[test]
+    fn a_self_referencing_array_is_an_error_not_a_stack_overflow() {
+        // Type 1: an array of type 1.
+        let b = btf(&[&[0, 3 << 24, 0, 1, 1, 4]]);
+        let parsed = Btf::parse(&b).expect("parses");
+        let e = parsed.size(1).unwrap_err();
+        assert!(format!("{e}").contains("nested too deep"), "{e}");
+    }
+
+    #[test]
+    fn truncated_or_foreign_btf_is_refused() {
+        assert!(Btf::parse(b"\x9f\xeb").is_err());
+        assert!(Btf::parse(b"not btf at all, really").is_err());
+        let mut b = btf(&[&[0, 1 << 24, 4, 32]]);
+        b.truncate(30);
+        assert!(Btf::parse(&b).is_err());
+    }
 }
