@@ -1,13 +1,11 @@
 //! `bpfmodel explain` and the walkthrough generated from it.
 
+mod common;
+
+use common::root;
 use riscv_harness::explain;
 use riscv_harness::runner;
-use std::path::PathBuf;
 use syscall_model::{Arch, KernelProfile};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Every call of the corpus that fails, under every profile, is explained by the check that
 /// failed: the explanation names a kernel function and file, the errno is the call's, and the

@@ -4,22 +4,14 @@
 //!
 //! The long runs (a million calls) are `bpfmodel fuzz --calls 1000000`, not tests.
 
+mod common;
+
+use common::{root, skip_or_fail};
 use riscv_harness::backend::kernel;
 use riscv_harness::fuzz;
 use riscv_harness::qemu::QemuConfig;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn skip_or_fail(test: &str, why: String) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {test} cannot run: {why}");
-    }
-    eprintln!("SKIP {test}: {why}");
-}
 
 fn findings() -> PathBuf {
     root().join("target/fuzz-findings")

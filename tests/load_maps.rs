@@ -1,22 +1,14 @@
 //! `bpfmodel load-maps` on objects Debian's clang builds from tests/bpf/*.c.
 
+mod common;
+
+use common::{root, skip_or_fail};
 use riscv_harness::backend::kernel;
 use riscv_harness::load_maps::{self, MapDef};
 use riscv_harness::runner;
 use riscv_harness::transcript::compare;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn skip_or_fail(test: &str, why: String) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {test} cannot run: {why}");
-    }
-    eprintln!("SKIP {test}: {why}");
-}
 
 /// tests/bpf/NAME.c compiled as a loader's input: `clang -g -O2 -target bpf -c`.
 fn compile(name: &str) -> Result<PathBuf, String> {

@@ -7,18 +7,13 @@
 //! qemu-prep` installs and fetches them). Without them the test prints SKIP, except under
 //! CI=true, where that is a failure.
 
+mod common;
+
+use common::{root, skip_or_fail};
 use riscv_harness::qemu::{self, boot, images, QemuConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// Ok if QEMU tests can run here, else the reason: QEMU and the guest runner for the
 /// architecture of each kernel `pick` chooses from the manifest.
@@ -101,13 +96,6 @@ fn every_kernel_agrees(test: &str, pick: fn(&images::KernelSpec) -> bool) {
         failures.is_empty(),
         "model and kernel disagree:\n{failures}"
     );
-}
-
-fn skip_or_fail(test: &str, why: String) {
-    if ci() {
-        panic!("CI=true but {test} cannot run: {why}");
-    }
-    eprintln!("SKIP {test}: {why}");
 }
 
 #[test]
