@@ -354,14 +354,6 @@ pub fn diverges(model: &Transcript, kernel: &Transcript) -> bool {
     !compare(model, kernel).is_empty()
 }
 
-/// Shrinks `text` by dropping calls while `still_fails` holds, until no single call can go:
-/// [`shrink_batched`] with one trial at a time.
-pub fn shrink(text: &str, still_fails: &mut dyn FnMut(&str) -> bool) -> String {
-    shrink_batched(text, &mut |trials| {
-        trials.iter().map(|t| still_fails(t)).collect()
-    })
-}
-
 /// Shrinks `text` (a header comment, then calls) to a scenario that still fails and from which
 /// no single call can be dropped. Each round asks `test` about every one-call-shorter variant
 /// at once (one QEMU boot, or one parallel batch on the host); if several calls can go, it
@@ -472,7 +464,12 @@ mod tests {
     #[test]
     fn shrinking_keeps_only_the_calls_the_failure_needs() {
         let text = "# c\na\nb\nc\nd\n";
-        let out = shrink(text, &mut |t| t.contains("b\n") && t.contains("d\n"));
+        let out = shrink_batched(text, &mut |trials| {
+            trials
+                .iter()
+                .map(|t| t.contains("b\n") && t.contains("d\n"))
+                .collect()
+        });
         assert_eq!(out, "# c\nb\nd\n");
     }
 }

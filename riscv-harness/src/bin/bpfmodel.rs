@@ -264,28 +264,18 @@ fn real_main() -> anyhow::Result<ExitCode> {
             per_scenario,
             kernel,
             out,
-            print_scenario: Some(n),
+            print_scenario,
         } => {
-            let ncpus = if kernel == "host" {
-                runner::host_profile()?.0.num_possible_cpus
-            } else {
-                riscv_harness::qemu::boot::GUEST_SMP
+            let plan = riscv_harness::fuzz::Plan {
+                seed,
+                calls,
+                per: per_scenario.clamp(1, 40),
             };
-            let _ = (calls, out);
-            print!(
-                "{}",
-                riscv_harness::fuzz::generate(seed, n, per_scenario.clamp(1, 40), ncpus)
-            );
-            Ok(ExitCode::SUCCESS)
+            match print_scenario {
+                Some(n) => print_fuzz_scenario(plan, n, &kernel),
+                None => fuzz(plan, &kernel, &out),
+            }
         }
-        Cmd::Fuzz {
-            seed,
-            calls,
-            per_scenario,
-            kernel,
-            out,
-            print_scenario: None,
-        } => fuzz(seed, calls, per_scenario.clamp(1, 40), &kernel, &out),
         Cmd::QemuFetch { q } => {
             for k in qemu::fetch_all(&q.config(false), &|m| eprintln!("{m}"))? {
                 println!("{}: Linux {} {}", k.spec.name, k.version, k.image.display());
@@ -350,15 +340,31 @@ fn bench_model(corpus: &std::path::Path, rounds: u32) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Scenario `n` of the run `plan` would make on `kernel` (whose CPU count shapes per-CPU
+/// values).
+fn print_fuzz_scenario(
+    plan: riscv_harness::fuzz::Plan,
+    n: u64,
+    kernel: &str,
+) -> anyhow::Result<ExitCode> {
+    let ncpus = if kernel == "host" {
+        runner::host_profile()?.0.num_possible_cpus
+    } else {
+        riscv_harness::qemu::boot::GUEST_SMP
+    };
+    print!(
+        "{}",
+        riscv_harness::fuzz::generate(plan.seed, n, plan.per, ncpus)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn fuzz(
-    seed: u64,
-    calls: usize,
-    per: usize,
+    plan: riscv_harness::fuzz::Plan,
     kernel: &str,
     out: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     use riscv_harness::fuzz;
-    let plan = fuzz::Plan { seed, calls, per };
     let start = std::time::Instant::now();
     let progress = |o: &fuzz::Outcome| {
         eprint!(
