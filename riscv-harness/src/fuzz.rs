@@ -676,6 +676,43 @@ pub fn run_host(
     Ok(outcome)
 }
 
+/// Boots kernel `name` of the manifest once with `files` (name, text) as its whole corpus and
+/// returns its report. The corpus lives in a temporary folder for the boot only.
+fn boot_corpus(
+    base: &crate::qemu::QemuConfig,
+    name: &str,
+    files: &[(String, String)],
+    log: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Vec<crate::qemu::KernelReport>> {
+    let dir = std::env::temp_dir().join(format!(
+        "bpfmodel-fuzz-{}-{}",
+        std::process::id(),
+        CORPUS_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        files
+            .iter()
+            .try_for_each(|(f, text)| std::fs::write(dir.join(f), text))
+    });
+    let reports = written
+        .with_context(|| format!("writing the guest corpus in {}", dir.display()))
+        .and_then(|()| {
+            let cfg = crate::qemu::QemuConfig {
+                scenarios: dir.clone(),
+                only: vec![name.to_string()],
+                host: false,
+                ..base.clone()
+            };
+            crate::qemu::run(&cfg, log)
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    reports
+}
+
+/// Numbers the temporary guest corpora of this process.
+static CORPUS_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Whether each of `texts` still makes the model and kernel `name` disagree: one QEMU boot for
 /// all of them. A boot that fails counts as no divergence (and is logged), so shrinking keeps
 /// what it has.
@@ -685,52 +722,32 @@ fn qemu_divergences(
     texts: &[String],
     log: &(dyn Fn(&str) + Sync),
 ) -> Vec<bool> {
-    let dir = std::env::temp_dir().join(format!(
-        "bpfmodel-shrink-{}-{}",
-        std::process::id(),
-        SHRINK_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let file = |i: usize| format!("t{i:05}.bpfs");
+    let files: Vec<(String, String)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("t{i:05}.bpfs"), t.clone()))
+        .collect();
     let mut verdicts = vec![false; texts.len()];
-    let written = std::fs::create_dir_all(&dir).is_ok()
-        && texts
-            .iter()
-            .enumerate()
-            .all(|(i, t)| std::fs::write(dir.join(file(i)), t).is_ok());
-    if written {
-        let cfg = crate::qemu::QemuConfig {
-            scenarios: dir.clone(),
-            only: vec![name.to_string()],
-            host: false,
-            ..base.clone()
-        };
-        match crate::qemu::run(&cfg, log) {
-            Ok(reports) => {
-                for r in reports {
-                    for (path, m, k) in &r.results {
-                        let i = path
-                            .trim_end_matches(".bpfs")
-                            .trim_start_matches('t')
-                            .parse::<usize>();
-                        if let Some(v) = i.ok().and_then(|i| verdicts.get_mut(i)) {
-                            *v = diverges(m, k);
-                        }
+    match boot_corpus(base, name, &files, log) {
+        Ok(reports) => {
+            for r in reports {
+                for (path, m, k) in &r.results {
+                    let i = path
+                        .trim_end_matches(".bpfs")
+                        .trim_start_matches('t')
+                        .parse::<usize>();
+                    if let Some(v) = i.ok().and_then(|i| verdicts.get_mut(i)) {
+                        *v = diverges(m, k);
                     }
                 }
             }
-            Err(e) => log(&format!(
-                "shrinking: a boot failed, keeping the last text: {e:#}"
-            )),
         }
-    } else {
-        log(&format!("shrinking: cannot write {}", dir.display()));
+        Err(e) => log(&format!(
+            "shrinking: a boot failed, keeping the last text: {e:#}"
+        )),
     }
-    let _ = std::fs::remove_dir_all(&dir);
     verdicts
 }
-
-/// Numbers the shrinking corpora of this process.
-static SHRINK_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The scenario index in a guest corpus file name (`f0000042.bpfs`).
 fn scenario_index(path: &str) -> u64 {
@@ -761,37 +778,21 @@ pub fn run_qemu(
     while outcome.calls < plan.calls {
         let before = outcome.calls;
         let last = first + plan.more(outcome.calls).min(SCENARIOS_PER_BOOT);
-        let dir = std::env::temp_dir().join(format!(
-            "bpfmodel-fuzz-{}-{seed}-{first}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        for i in first..last {
-            std::fs::write(
-                dir.join(format!("f{i:07}.bpfs")),
-                generate(seed, i, per, ncpus),
-            )?;
-        }
-        let cfg = crate::qemu::QemuConfig {
-            scenarios: dir.clone(),
-            only: vec![name.to_string()],
-            host: false,
-            ..base.clone()
-        };
+        let files: Vec<(String, String)> = (first..last)
+            .map(|i| (format!("f{i:07}.bpfs"), generate(seed, i, per, ncpus)))
+            .collect();
         // A boot that does not finish is tried once more before the run gives up: a guest
         // whose vCPUs lose their host cores to another guest (or a busy build) can stall past
         // the timeout without any scenario being at fault. A second failure is the run's.
-        let reports = match crate::qemu::run(&cfg, log) {
+        let reports = match boot_corpus(base, name, &files, log) {
             Ok(r) => Ok(r),
             Err(e) => {
                 log(&format!(
                     "scenarios {first}..{last}: {e:#}\nbooting them once more"
                 ));
-                crate::qemu::run(&cfg, log)
+                boot_corpus(base, name, &files, log)
             }
         };
-        let _ = std::fs::remove_dir_all(&dir);
         for r in reports.with_context(|| format!("scenarios {first}..{last} of seed {seed}"))? {
             // The guest sends transcripts; the map type behind each call comes from a watched
             // run of the same scenarios on the model here, under the guest's profile (cheap
