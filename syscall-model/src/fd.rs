@@ -73,11 +73,24 @@ impl File {
     }
 }
 
+/// The fd numbers of a process that lives outside the model: the LD_PRELOAD server's client,
+/// whose fds are real fds of its own (placeholders the server hands out). `fdget()` and
+/// `fd_install()` ask it, so the numbers the model sees and returns are the process's real
+/// ones, and dup(), close() and exec act on them as on kernel fds.
+pub trait FdHost: Send + Sync {
+    /// `fdget(ufd)`: the file behind the process's fd `ufd`, if it is open.
+    fn get(&self, ufd: u32) -> Option<Arc<File>>;
+    /// `get_unused_fd_flags(O_CLOEXEC)` + `fd_install()`: a new fd of the process for `file`.
+    fn install(&self, file: Arc<File>) -> Result<i32, Errno>;
+}
+
 /// The fd table of one process.
 pub struct FdTable {
     files: Vec<Option<Arc<File>>>,
     /// `RLIMIT_NOFILE`: numbers at or past it cannot be allocated (EMFILE).
     limit: u32,
+    /// Set when the numbers belong to a real process (see [`FdHost`]); `files` is then unused.
+    host: Option<Arc<dyn FdHost>>,
 }
 
 impl FdTable {
@@ -92,17 +105,33 @@ impl FdTable {
         FdTable {
             files: vec![Some(tty.clone()), Some(tty.clone()), Some(tty)],
             limit,
+            host: None,
+        }
+    }
+
+    /// A table whose numbers are those of a real process, looked up through `host`.
+    pub fn hosted(host: Arc<dyn FdHost>) -> FdTable {
+        FdTable {
+            files: Vec::new(),
+            limit: 0,
+            host: Some(host),
         }
     }
 
     /// `fdget(ufd)`: the file behind a number (the number is read as unsigned, so -1 is just
     /// a very large fd that is not open).
     pub fn get(&self, ufd: u32) -> Option<Arc<File>> {
+        if let Some(host) = &self.host {
+            return host.get(ufd);
+        }
         self.files.get(ufd as usize).cloned().flatten()
     }
 
     /// `get_unused_fd_flags` + `fd_install`: the lowest free number.
     pub fn install(&mut self, file: File) -> Result<i32, Errno> {
+        if let Some(host) = &self.host {
+            return host.install(Arc::new(file));
+        }
         let slot = self.files.iter().position(Option::is_none);
         let fd = slot.unwrap_or(self.files.len());
         if fd as u64 >= self.limit as u64 {
@@ -115,7 +144,8 @@ impl FdTable {
         Ok(fd as i32)
     }
 
-    /// `close(fd)`: EBADF if it is not open.
+    /// `close(fd)`: EBADF if it is not open. A hosted process closes its fds itself, so here
+    /// every number is EBADF.
     pub fn close(&mut self, fd: i32) -> Result<Arc<File>, Errno> {
         let slot = usize::try_from(fd).ok().and_then(|i| self.files.get_mut(i));
         match slot.and_then(Option::take) {
@@ -129,7 +159,7 @@ impl FdTable {
         }
     }
 
-    /// The open numbers, in order.
+    /// The open numbers, in order (none for a hosted process: the model does not see them).
     pub fn open_fds(&self) -> Vec<i32> {
         self.files
             .iter()

@@ -291,6 +291,39 @@ impl Vfs {
         self.nodes.insert(path, inode);
     }
 
+    /// `mount -t bpf bpf PATH` on a normalised path: the directories on the way that do not
+    /// exist become root's 0755 ones, and `path` the 01777 root of an empty bpffs (hiding
+    /// whatever was below it, as a mount does).
+    pub fn mount_bpffs(&mut self, path: &str) {
+        let mut at = String::new();
+        for c in path.split('/').filter(|c| !c.is_empty()) {
+            at.push('/');
+            at.push_str(c);
+            if at.len() < path.len() && !self.nodes.contains_key(&at) {
+                self.nodes.insert(
+                    at.clone(),
+                    Inode::root_owned(Node::Dir { bpffs: false }, 0o755),
+                );
+            }
+        }
+        let below = format!("{}/", path.trim_end_matches('/'));
+        self.nodes.retain(|p, _| !p.starts_with(&below));
+        self.nodes.insert(
+            path.to_string(),
+            Inode::root_owned(Node::Dir { bpffs: true }, 0o1777),
+        );
+    }
+
+    /// Whether any object is pinned (a pin keeps its map alive with no process holding it).
+    pub fn has_pins(&self) -> bool {
+        self.nodes.values().any(|i| matches!(i.node, Node::Map(_)))
+    }
+
+    /// Whether `path` is a directory of a bpffs (what statfs() would call BPF_FS_MAGIC).
+    pub fn is_bpffs_dir(&self, path: &str) -> bool {
+        matches!(self.get(path), Some(Node::Dir { bpffs: true }))
+    }
+
     /// `mkdir(path, 0777)`: a directory of the parent's kind, owned by the caller.
     pub fn mkdir(&mut self, cred: &Cred, path: &str) -> Result<(), PathError> {
         let dir = self.path_create(cred, path)?;

@@ -4,7 +4,7 @@
 
 use crate::ctx::Ctx;
 use crate::errno::Errno;
-use crate::fd::{FMode, FdTable, File, FileKind};
+use crate::fd::{FMode, FdHost, FdTable, File, FileKind};
 use crate::map::MapIdr;
 use crate::profile::KernelProfile;
 use crate::trace::Tracer;
@@ -129,12 +129,29 @@ impl Kernel {
 
     /// A new process of this kernel with fds 0-2 open.
     pub fn spawn(self: &Arc<Kernel>, cred: Cred) -> Process {
+        self.spawn_with(cred, FdTable::with_std_streams(self.profile.rlimit_nofile))
+    }
+
+    /// A process that lives outside the model (the LD_PRELOAD server's client): its fd numbers
+    /// are its real ones, looked up and handed out through `host`.
+    pub fn spawn_hosted(self: &Arc<Kernel>, cred: Cred, host: Arc<dyn FdHost>) -> Process {
+        self.spawn_with(cred, FdTable::hosted(host))
+    }
+
+    fn spawn_with(self: &Arc<Kernel>, cred: Cred, fds: FdTable) -> Process {
         Process {
             kernel: self.clone(),
             cred,
-            fds: Mutex::new(FdTable::with_std_streams(self.profile.rlimit_nofile)),
+            fds: Mutex::new(fds),
             cpu: AtomicU32::new(0),
+            cwd: Mutex::new("/".to_string()),
         }
+    }
+
+    /// Mounts another bpffs at `path` (`mount -t bpf bpf PATH`), making the directories on the
+    /// way as root's 0755 ones. A path that is already a directory becomes the mount's root.
+    pub fn mount_bpffs(&self, path: &str) {
+        self.vfs().mount_bpffs(&crate::inode::normalize("/", path));
     }
 }
 
@@ -146,6 +163,8 @@ pub struct Process {
     /// The CPU the process runs on (`raw_smp_processor_id()` in its syscalls): the LRU maps
     /// take nodes from that CPU's lists.
     cpu: AtomicU32,
+    /// The working directory relative pathnames start from (AT_FDCWD).
+    cwd: Mutex<String>,
 }
 
 impl Process {
@@ -161,6 +180,17 @@ impl Process {
     /// The CPU the process runs on.
     pub fn cpu(&self) -> u32 {
         self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// `chdir(path)`, without checks: the caller's real working directory, for a process that
+    /// lives outside the model.
+    pub fn set_cwd(&self, path: &str) {
+        *self.cwd.lock().unwrap_or_else(|e| e.into_inner()) = crate::inode::normalize("/", path);
+    }
+
+    /// The working directory (`/` unless set).
+    pub fn cwd(&self) -> String {
+        self.cwd.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `bpf(cmd, attr, size)`: the syscall. `Ok` is the return value (0 or a new fd).

@@ -41,6 +41,25 @@ impl Arch {
     }
 }
 
+/// The number of CPUs in a kernel CPU list such as `0-3,5` (the format of
+/// /sys/devices/system/cpu/possible); `None` if it is not one.
+pub fn parse_cpu_list(s: &str) -> Option<u32> {
+    let mut n = 0u32;
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?);
+                n = n.checked_add(b.checked_sub(a)?.checked_add(1)?)?;
+            }
+            None => {
+                part.trim().parse::<u32>().ok()?;
+                n = n.checked_add(1)?;
+            }
+        }
+    }
+    Some(n)
+}
+
 /// A kernel release, `major.minor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KernelVersion {

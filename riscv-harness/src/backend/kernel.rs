@@ -389,17 +389,7 @@ pub fn possible_cpus() -> anyhow::Result<u32> {
 }
 
 pub fn parse_cpu_list(s: &str) -> anyhow::Result<u32> {
-    let mut n = 0u32;
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => n += b.trim().parse::<u32>()? - a.trim().parse::<u32>()? + 1,
-            None => {
-                part.trim().parse::<u32>()?;
-                n += 1
-            }
-        }
-    }
-    Ok(n)
+    syscall_model::profile::parse_cpu_list(s).context("not a CPU list such as 0-3,5")
 }
 
 /// The running kernel's release (`uname -r`).

@@ -288,7 +288,7 @@ fn getname(ctx: &mut Ctx, func: &'static str, upath: u64) -> Result<String, Errn
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The directory a relative path starts from: the cwd (`/`), or `path_fd` with BPF_F_PATH_FD.
+/// The directory a relative path starts from: the cwd, or `path_fd` with BPF_F_PATH_FD.
 fn path_base(
     ctx: &mut Ctx,
     func: &'static str,
@@ -296,7 +296,7 @@ fn path_base(
     dirfd: Option<u32>,
 ) -> Result<String, Errno> {
     let Some(fd) = dirfd.filter(|_| !path.starts_with('/')) else {
-        return Ok("/".to_string());
+        return Ok(ctx.process.cwd());
     };
     let file = ctx.process.fds().get(fd);
     match file.map(|f| f.kind.clone()) {
