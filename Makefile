@@ -8,7 +8,7 @@ GUEST := target/$(GUEST_TARGET)/release/guest-init
 BPFMODEL := target/release/bpfmodel
 export INSTA_UPDATE ?= no
 
-.PHONY: all build check test fmt qemu-deps guest qemu-fetch qemu-prep qemu-test bench clean
+.PHONY: all build check test fmt qemu-deps guest qemu-fetch qemu-prep qemu-test preload bench clean
 
 all: build
 
@@ -41,7 +41,12 @@ qemu-prep: guest qemu-fetch
 qemu-test: qemu-prep
 	$(BPFMODEL) qemu-test
 
-test: check qemu-prep
+# The LD_PRELOAD library: target/release/libbpfmodel_preload.so (README, "Running programs
+# against the model").
+preload:
+	$(CARGO) build --release -p bpfmodel-preload
+
+test: check qemu-prep preload
 	$(CARGO) test --workspace
 
 # Speed and memory targets (the cached qemu-test under 30 s; the model's calls/s and memory).
