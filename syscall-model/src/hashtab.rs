@@ -20,7 +20,8 @@ use crate::jhash::{jhash, jhash2};
 use crate::map::{round_up, BatchOps, BpfMap, BpfMapOps, HtabStep, MapDesc, PercpuLayout};
 use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 const FILE: &str = "kernel/bpf/hashtab.c";
@@ -167,7 +168,7 @@ fn htab_map_alloc_with(
         percpu: is_percpu(t).then_some(layout),
         prealloc: !attr.has(BPF_F_NO_PREALLOC),
         ncpus: ncpus as usize,
-        buckets: BTreeMap::new(),
+        buckets: Buckets::default(),
         count: 0,
         pending_inner: None,
         elem_size: ctx.profile().htab_elem_size as u64
@@ -198,6 +199,75 @@ struct Elem {
     node: Option<u32>,
 }
 
+/// A bucket index is already a hash: it is its own hash for the table of buckets.
+#[derive(Default)]
+struct BucketHasher(u64);
+
+impl Hasher for BucketHasher {
+    fn finish(&self) -> u64 {
+        // Spread the low bits into the high ones hashbrown takes its control bytes from.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v);
+    }
+}
+
+/// `htab->buckets`: the non-empty buckets by index, each list oldest first (its head, the
+/// newest element, is the last entry). Lookups go straight to a bucket; the walks
+/// (get_next_key, the batches) take the next non-empty bucket in index order from `order`.
+/// Memory follows what is stored, not `n_buckets` (the kernel allocates every bucket).
+#[derive(Default)]
+struct Buckets {
+    lists: HashMap<u32, Vec<Elem>, BuildHasherDefault<BucketHasher>>,
+    order: BTreeSet<u32>,
+}
+
+impl Buckets {
+    fn get(&self, b: &u32) -> Option<&Vec<Elem>> {
+        self.lists.get(b)
+    }
+
+    fn get_mut(&mut self, b: &u32) -> Option<&mut Vec<Elem>> {
+        self.lists.get_mut(b)
+    }
+
+    /// Takes a whole bucket out.
+    fn remove(&mut self, b: &u32) -> Option<Vec<Elem>> {
+        self.order.remove(b);
+        self.lists.remove(b)
+    }
+
+    /// Drops bucket `b` if its list is empty.
+    fn drop_if_empty(&mut self, b: u32) {
+        if self.lists.get(&b).is_some_and(Vec::is_empty) {
+            self.remove(&b);
+        }
+    }
+
+    /// Puts `e` at the head of bucket `b`.
+    fn push_head(&mut self, b: u32, e: Elem) {
+        self.lists
+            .entry(b)
+            .or_insert_with(|| {
+                self.order.insert(b);
+                Vec::new()
+            })
+            .push(e);
+    }
+
+    /// The first non-empty bucket at or after `from`.
+    fn first_from(&self, from: u32) -> Option<(u32, &Vec<Elem>)> {
+        let b = *self.order.range(from..).next()?;
+        self.lists.get(&b).map(|l| (b, l))
+    }
+}
+
 /// `struct bpf_htab` for every hash flavour.
 struct Htab {
     /// LRU_HASH and LRU_PERCPU_HASH: `htab->lru`.
@@ -212,9 +282,7 @@ struct Htab {
     percpu: Option<PercpuLayout>,
     prealloc: bool,
     ncpus: usize,
-    /// Non-empty buckets. Each list is stored oldest first, so the bucket's head (the newest
-    /// element, where the kernel starts) is the last entry.
-    buckets: BTreeMap<u32, Vec<Elem>>,
+    buckets: Buckets,
     count: u32,
     /// The inner map an update of HASH_OF_MAPS is about to store.
     pending_inner: Option<Arc<BpfMap>>,
@@ -228,11 +296,19 @@ impl Htab {
     /// `htab_map_hash()`: jhash2 over words when the key is a multiple of 4 bytes.
     fn hash(&self, key: &[u8]) -> u32 {
         if key.len().is_multiple_of(4) {
-            let words: Vec<u32> = key
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            jhash2(&words, self.hashrnd)
+            // The words on the stack for the usual small keys (this runs on every element op).
+            let mut small = [0u32; 16];
+            let mut big = Vec::new();
+            let words: &mut [u32] = if key.len() <= 64 {
+                &mut small[..key.len() / 4]
+            } else {
+                big.resize(key.len() / 4, 0);
+                &mut big
+            };
+            for (w, c) in words.iter_mut().zip(key.chunks_exact(4)) {
+                *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            jhash2(words, self.hashrnd)
         } else {
             jhash(key, self.hashrnd)
         }
@@ -254,20 +330,18 @@ impl Htab {
     }
 
     fn elem(&self, b: u32, pos: usize) -> &Elem {
-        &self.buckets[&b][pos]
+        &self.buckets.get(&b).expect("bucket of a found element")[pos]
     }
 
     fn unlink(&mut self, b: u32, pos: usize) -> Elem {
         let list = self.buckets.get_mut(&b).expect("bucket of a found element");
         let e = list.remove(pos);
-        if list.is_empty() {
-            self.buckets.remove(&b);
-        }
+        self.buckets.drop_if_empty(b);
         e
     }
 
     fn link_at_head(&mut self, b: u32, e: Elem) {
-        self.buckets.entry(b).or_default().push(e);
+        self.buckets.push_head(b, e);
     }
 
     /// `check_flags()`: NOEXIST on an existing key, EXIST on a missing one.
@@ -467,7 +541,7 @@ impl BpfMapOps for Htab {
                 ),
             }
         }
-        match self.buckets.range(from..).next() {
+        match self.buckets.first_from(from) {
             Some((b, list)) => {
                 next_key.copy_from_slice(&list.last().expect("non-empty bucket").key);
                 ctx.note(F, FILE, "the head of the next non-empty bucket", || {
@@ -515,7 +589,7 @@ impl BpfMapOps for Htab {
         value_len: usize,
     ) -> Option<HtabStep> {
         // Empty buckets are skipped; past the last one the walk ends.
-        let Some((&b, list)) = self.buckets.range(from..).next() else {
+        let Some((b, list)) = self.buckets.first_from(from) else {
             return Some(HtabStep::End {
                 n_buckets: self.n_buckets,
             });
@@ -585,9 +659,7 @@ impl Htab {
                 return false;
             };
             let e = list.remove(pos);
-            if list.is_empty() {
-                buckets.remove(&b);
-            }
+            buckets.drop_if_empty(b);
             *count -= 1;
             evicted.push(e.key);
             true

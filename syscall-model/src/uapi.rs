@@ -318,12 +318,18 @@ impl Attr {
 
     /// The first non-zero byte at or after `from`, if any (`memchr_inv(.., 0, ..)`).
     pub fn first_nonzero_from(&self, from: usize) -> Option<usize> {
-        self.bytes
-            .iter()
-            .enumerate()
-            .skip(from)
-            .find(|(_, b)| **b != 0)
-            .map(|(i, _)| i)
+        let tail = self.bytes.get(from..)?;
+        // Eight bytes at a time: every call checks the union's tail, so this is hot.
+        let words = tail.chunks_exact(8);
+        let rest = words.remainder();
+        let mut at = from;
+        for w in words {
+            if u64::from_ne_bytes(w.try_into().unwrap_or_default()) != 0 {
+                return w.iter().position(|&b| b != 0).map(|i| at + i);
+            }
+            at += 8;
+        }
+        rest.iter().position(|&b| b != 0).map(|i| at + i)
     }
 }
 

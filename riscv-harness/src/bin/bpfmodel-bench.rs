@@ -480,6 +480,7 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let mut sizes = vec![1_000usize, 100_000, 1_000_000];
     let mut only: Option<String> = None;
+    let mut no_kernel = false;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -490,12 +491,13 @@ fn main() -> std::process::ExitCode {
                     .collect();
                 i += 1;
             }
+            "--no-kernel" => no_kernel = true,
             "--types" if i + 1 < args.len() => {
                 only = Some(args[i + 1].clone());
                 i += 1;
             }
             a => {
-                eprintln!("usage: bpfmodel-bench [--sizes 1000,100000,1000000] [--types hash,array,...] (not {a:?})");
+                eprintln!("usage: bpfmodel-bench [--sizes 1000,100000,1000000] [--types hash,array,...] [--no-kernel] (not {a:?})");
                 return std::process::ExitCode::from(2);
             }
         }
@@ -509,7 +511,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     let ncpus = profile.num_possible_cpus as usize;
-    let kernel_ok = riscv_harness::backend::kernel::bpf_available();
+    let kernel_ok = if no_kernel {
+        Err("--no-kernel".to_string())
+    } else {
+        riscv_harness::backend::kernel::bpf_available()
+    };
     if let Err(why) = &kernel_ok {
         println!("bench: the host kernel's bpf() is not available ({why}); kernel columns are n/a");
     }
