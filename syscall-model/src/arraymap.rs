@@ -87,7 +87,7 @@ pub fn array_map_alloc(
         percpu: percpu.then_some(layout),
         elem_len,
         per_chunk: (CHUNK_BYTES / elem_len.max(1)).max(1) as u32,
-        chunks: HashMap::new(),
+        chunks: HashMap::default(),
         mem: ArrayMem {
             struct_size: ctx.profile().sizes.bpf_array,
             page_size: ctx.profile().page_size as u64,
@@ -114,7 +114,7 @@ struct BpfArray {
     /// Elements per stored chunk.
     per_chunk: u32,
     /// Written chunks of `per_chunk` elements; everything else reads as zeros.
-    chunks: HashMap<u32, Box<[u8]>>,
+    chunks: HashMap<u32, Box<[u8]>, crate::index_hash::IndexBuild>,
     mem: ArrayMem,
 }
 

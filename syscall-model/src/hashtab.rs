@@ -21,7 +21,6 @@ use crate::map::{round_up, BatchOps, BpfMap, BpfMapOps, HtabStep, MapDesc, Percp
 use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 const FILE: &str = "kernel/bpf/hashtab.c";
@@ -199,32 +198,13 @@ struct Elem {
     node: Option<u32>,
 }
 
-/// A bucket index is already a hash: it is its own hash for the table of buckets.
-#[derive(Default)]
-struct BucketHasher(u64);
-
-impl Hasher for BucketHasher {
-    fn finish(&self) -> u64 {
-        // Spread the low bits into the high ones hashbrown takes its control bytes from.
-        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v);
-    }
-}
-
 /// `htab->buckets`: the non-empty buckets by index, each list oldest first (its head, the
 /// newest element, is the last entry). Lookups go straight to a bucket; the walks
 /// (get_next_key, the batches) take the next non-empty bucket in index order from `order`.
 /// Memory follows what is stored, not `n_buckets` (the kernel allocates every bucket).
 #[derive(Default)]
 struct Buckets {
-    lists: HashMap<u32, Vec<Elem>, BuildHasherDefault<BucketHasher>>,
+    lists: HashMap<u32, Vec<Elem>, crate::index_hash::IndexBuild>,
     order: BTreeSet<u32>,
 }
 

@@ -59,6 +59,7 @@ pub mod devmap;
 pub mod errno;
 pub mod fd;
 pub mod hashtab;
+pub mod index_hash;
 pub mod inode;
 pub mod jhash;
 pub mod kernel;

@@ -5,7 +5,8 @@
 //! address 0 and anything not mapped fault, so EFAULT for a NULL, unmapped or read-only pointer
 //! comes out of the same rule the kernel applies.
 
-use std::collections::BTreeMap;
+use crate::index_hash::IndexBuild;
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// A faulting user access: the first address that could not be read or written.
@@ -33,7 +34,7 @@ struct Page {
 /// A simulated address space made of 4 KiB pages.
 #[derive(Default)]
 pub struct SimMemory {
-    pages: RwLock<BTreeMap<u64, Page>>,
+    pages: RwLock<HashMap<u64, Page, IndexBuild>>,
 }
 
 impl SimMemory {

@@ -269,56 +269,68 @@ pub mod off {
 /// fields.
 #[derive(Clone)]
 pub struct Attr {
-    bytes: Vec<u8>,
+    /// The union's bytes inline (no allocation per call): `len` of them are the kernel's.
+    bytes: [u8; ATTR_MAX],
+    len: usize,
 }
 
+/// Room for the largest `union bpf_attr` of any profile (168 bytes in 6.18).
+pub const ATTR_MAX: usize = 256;
+
 impl Attr {
-    /// A zeroed union of `size` bytes.
+    /// A zeroed union of `size` bytes (at most [`ATTR_MAX`]).
     pub fn zeroed(size: usize) -> Attr {
         Attr {
-            bytes: vec![0; size],
+            bytes: [0; ATTR_MAX],
+            len: size.min(ATTR_MAX),
         }
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.len]
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        &mut self.bytes[..self.len]
     }
 
     pub fn u32(&self, off: usize) -> u32 {
+        if let Some(w) = self.bytes().get(off..off.wrapping_add(4)) {
+            return u32::from_le_bytes(w.try_into().unwrap_or_default());
+        }
         let mut b = [0u8; 4];
         for (i, x) in b.iter_mut().enumerate() {
-            *x = self.bytes.get(off + i).copied().unwrap_or(0);
+            *x = self.bytes().get(off + i).copied().unwrap_or(0);
         }
         u32::from_le_bytes(b)
     }
 
     pub fn u64(&self, off: usize) -> u64 {
+        if let Some(w) = self.bytes().get(off..off.wrapping_add(8)) {
+            return u64::from_le_bytes(w.try_into().unwrap_or_default());
+        }
         let mut b = [0u8; 8];
         for (i, x) in b.iter_mut().enumerate() {
-            *x = self.bytes.get(off + i).copied().unwrap_or(0);
+            *x = self.bytes().get(off + i).copied().unwrap_or(0);
         }
         u64::from_le_bytes(b)
     }
 
     pub fn set_u32(&mut self, off: usize, v: u32) {
-        if let Some(s) = self.bytes.get_mut(off..off + 4) {
+        if let Some(s) = self.bytes_mut().get_mut(off..off + 4) {
             s.copy_from_slice(&v.to_le_bytes());
         }
     }
 
     pub fn slice(&self, off: usize, len: usize) -> Vec<u8> {
         (off..off + len)
-            .map(|i| self.bytes.get(i).copied().unwrap_or(0))
+            .map(|i| self.bytes().get(i).copied().unwrap_or(0))
             .collect()
     }
 
     /// The first non-zero byte at or after `from`, if any (`memchr_inv(.., 0, ..)`).
     pub fn first_nonzero_from(&self, from: usize) -> Option<usize> {
-        let tail = self.bytes.get(from..)?;
+        let tail = self.bytes().get(from..)?;
         // Eight bytes at a time: every call checks the union's tail, so this is hot.
         let words = tail.chunks_exact(8);
         let rest = words.remainder();
