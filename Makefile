@@ -8,7 +8,7 @@ GUEST := target/$(GUEST_TARGET)/release/guest-init
 BPFMODEL := target/release/bpfmodel
 export INSTA_UPDATE ?= no
 
-.PHONY: all build check test fmt qemu-deps guest qemu-fetch qemu-prep qemu-test preload bench clean
+.PHONY: all build check test fmt qemu-deps guest qemu-fetch qemu-prep qemu-test preload fuzz fuzz-short bench clean
 
 all: build
 
@@ -46,7 +46,17 @@ qemu-test: qemu-prep
 preload:
 	$(CARGO) build --release -p bpfmodel-preload
 
-test: check qemu-prep preload
+# The coverage-guided fuzz targets (fuzz/, nightly + cargo-fuzz, installed if missing): a
+# short run of each in `make test`, the long one with FUZZ_TIME seconds per target, its new
+# inputs kept in fuzz/corpus/ (README, "Fuzzing").
+FUZZ_TIME ?= 600
+fuzz-short:
+	./scripts/fuzz.sh 30
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_TIME) --keep
+
+test: check qemu-prep preload fuzz-short
 	$(CARGO) test --workspace
 
 # Speed and memory targets (the cached qemu-test under 30 s; the model's calls/s and memory).

@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod exec;
 pub mod explain;
 pub mod fuzz;
+pub mod fuzz_input;
 pub mod load_maps;
 pub mod qemu;
 pub mod runner;

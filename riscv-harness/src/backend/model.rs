@@ -12,7 +12,7 @@ const PAGE: u64 = 4096;
 /// fuzzer's raw attr bytes are mostly zero, so a stray pointer often has one nonzero byte;
 /// buffers at 0x7f00_0000_0000 (where they once started) were one such pointer away, and an
 /// OBJ_GET read a path out of them where the kernel, with nothing mapped there, said EFAULT.
-const BASE: u64 = 0x7f3a_5c40_0000;
+pub const BASE: u64 = 0x7f3a_5c40_0000;
 /// Never mapped in the simulated space.
 const UNMAPPED: u64 = 0x7e00_dead_0000;
 
@@ -57,6 +57,11 @@ impl ModelBackend {
 
     pub fn process(&self) -> &Process {
         &self.process
+    }
+
+    /// The simulated address space the backend's buffers live in.
+    pub fn memory(&self) -> &SimMemory {
+        &self.mem
     }
 
     /// Reports every check of the following calls to `tracer`.

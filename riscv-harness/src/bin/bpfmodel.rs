@@ -108,6 +108,16 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         rounds: u32,
     },
+    /// Write the seed corpus of the coverage-guided fuzz target (fuzz/, cargo-fuzz): one input
+    /// per scenario, its calls and buffers in the target's format (fuzz_input.rs).
+    FuzzSeeds {
+        /// The scenario corpus.
+        #[arg(long, default_value = "tests/scenarios")]
+        scenarios: PathBuf,
+        /// Where to write the inputs.
+        #[arg(long, default_value = "fuzz/seeds/bpf_calls")]
+        out: PathBuf,
+    },
     /// Generate call sequences from a seed, run them on the model and a kernel, and compare
     /// every outcome; each divergence is shrunk (host kernel) and written as a scenario file.
     Fuzz {
@@ -258,6 +268,18 @@ fn real_main() -> anyhow::Result<ExitCode> {
             write_readme,
         } => coverage(&scenarios, write_readme.as_deref()),
         Cmd::BenchModel { scenarios, rounds } => bench_model(&scenarios, rounds),
+        Cmd::FuzzSeeds { scenarios, out } => {
+            let corpus = runner::load(&[scenarios])?;
+            let seeds = riscv_harness::fuzz_input::seeds_from_scenarios(&corpus);
+            std::fs::create_dir_all(&out).with_context(|| format!("making {}", out.display()))?;
+            for (name, bytes) in &seeds {
+                let path = out.join(name);
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            eprintln!("bpfmodel: {} seeds in {}", seeds.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Fuzz {
             seed,
             calls,
