@@ -1,0 +1,162 @@
+//! Absurd sizes: max_entries near 2^32, values near their limits. The model gives the errno of
+//! the kernel's size checks, and for a map that passes them it allocates in proportion to what
+//! is stored, never to max_entries. (A real kernel would then try to allocate the whole map,
+//! and fail with ENOMEM or succeed as the machine's memory allows; the model does not guess at
+//! the machine, so those calls succeed. They are never run against the host kernel: creating
+//! them there really allocates, and the OOM killer has taken test runs down that way.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use syscall_model::uaccess::SimMemory;
+use syscall_model::{Arch, Cred, Errno, Kernel, KernelProfile, Process};
+
+/// The system allocator, keeping the high-water mark of live bytes.
+struct Peak;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Peak {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(l.size() as isize, Ordering::Relaxed) + l.size() as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+}
+
+#[global_allocator]
+static A: Peak = Peak;
+
+/// At most this much may be allocated while one absurd map is created and used.
+const BUDGET: isize = 16 << 20;
+
+const BASE: u64 = 0x10_0000;
+
+fn process() -> (Process, SimMemory) {
+    let k = Kernel::new(KernelProfile::linux_6_18(Arch::X86_64, 2));
+    let mem = SimMemory::new();
+    mem.map(BASE, 1 << 16, true);
+    (k.spawn(Cred::root()), mem)
+}
+
+fn create(
+    p: &Process,
+    mem: &SimMemory,
+    t: u32,
+    key: u32,
+    value: u32,
+    max: u32,
+    flags: u32,
+) -> Result<i32, Errno> {
+    let mut a = [0u8; 72];
+    for (i, v) in [t, key, value, max, flags].into_iter().enumerate() {
+        a[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    mem.poke(BASE, &a);
+    p.bpf(0, BASE, 72, mem)
+}
+
+/// Creates a map (and runs `then` on it) within the budget; the call's result.
+fn within_budget(what: &str, f: impl FnOnce() -> Result<i32, Errno>) -> Result<i32, Errno> {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let r = f();
+    let used = PEAK.load(Ordering::Relaxed) - before;
+    assert!(used < BUDGET, "{what}: the model allocated {used} bytes");
+    r
+}
+
+const HASH: u32 = 1;
+const ARRAY: u32 = 2;
+const PERCPU_ARRAY: u32 = 6;
+const LPM_TRIE: u32 = 11;
+const QUEUE: u32 = 22;
+const BLOOM_FILTER: u32 = 30;
+const NO_PREALLOC: u32 = 1;
+
+#[test]
+fn size_checks_give_the_kernels_errno_without_allocating() {
+    let (p, m) = process();
+    // array_map_alloc_check(): value_size > INT_MAX, and a per-CPU value past
+    // PCPU_MIN_UNIT_SIZE (32 KiB).
+    let r = within_budget("array value 2^31", || {
+        create(&p, &m, ARRAY, 4, 0x8000_0000, 1, 0)
+    });
+    assert_eq!(r, Err(Errno::E2BIG));
+    let r = within_budget("percpu value 32769", || {
+        create(&p, &m, PERCPU_ARRAY, 4, 32769, 1 << 20, 0)
+    });
+    assert_eq!(r, Err(Errno::E2BIG));
+    // htab_map_alloc(): max_entries past 2^31, and n_buckets * sizeof(struct bucket) past u32.
+    let r = within_budget("hash 2^31 + 1", || {
+        create(&p, &m, HASH, 4, 8, 0x8000_0001, 0)
+    });
+    assert_eq!(r, Err(Errno::E2BIG));
+    let r = within_budget("hash 2^28 + 1", || {
+        create(&p, &m, HASH, 4, 8, 0x1000_0001, 0)
+    });
+    assert_eq!(r, Err(Errno::E2BIG));
+}
+
+#[test]
+fn maps_that_pass_the_checks_cost_what_they_store() {
+    let (p, m) = process();
+    // Each would make a real kernel allocate gigabytes or more up front.
+    let cases = [
+        ("array of 2^32 - 1 u64", ARRAY, 4, 8, u32::MAX, 0),
+        ("array of 2^16 1 MiB values", ARRAY, 4, 1 << 20, 1 << 16, 0),
+        ("preallocated hash of 2^27", HASH, 4, 8, 1 << 27, 0),
+        (
+            "hash of 2^27 big elements",
+            HASH,
+            512,
+            1 << 20,
+            1 << 27,
+            NO_PREALLOC,
+        ),
+        ("queue of 2^24 64 KiB values", QUEUE, 0, 1 << 16, 1 << 24, 0),
+        (
+            "LPM trie of 2^32 - 1",
+            LPM_TRIE,
+            8,
+            8,
+            u32::MAX,
+            NO_PREALLOC,
+        ),
+        ("bloom filter of 2^32 - 1", BLOOM_FILTER, 0, 8, u32::MAX, 0),
+    ];
+    for (what, t, k, v, max, flags) in cases {
+        let r = within_budget(what, || create(&p, &m, t, k, v, max, flags));
+        assert!(r.is_ok(), "{what}: {r:?}");
+    }
+}
+
+#[test]
+fn the_far_end_of_a_huge_array_is_written_without_the_rest() {
+    let (p, m) = process();
+    let fd = create(&p, &m, ARRAY, 4, 8, u32::MAX, 0).expect("array");
+    let r = within_budget("update and lookup at index 2^32 - 2", || {
+        let key = BASE + 0x1000;
+        let value = BASE + 0x2000;
+        m.poke(key, &(u32::MAX - 1).to_le_bytes());
+        m.poke(value, &0x1122_3344_5566_7788u64.to_le_bytes());
+        let mut a = [0u8; 32];
+        a[0..4].copy_from_slice(&(fd as u32).to_le_bytes());
+        a[8..16].copy_from_slice(&key.to_le_bytes());
+        a[16..24].copy_from_slice(&value.to_le_bytes());
+        m.poke(BASE, &a);
+        p.bpf(2, BASE, 32, &m)?;
+        m.poke(value, &[0; 8]);
+        p.bpf(1, BASE, 32, &m)
+    });
+    assert_eq!(r, Ok(0));
+    assert_eq!(
+        m.peek_or_zero(BASE + 0x2000, 8),
+        0x1122_3344_5566_7788u64.to_le_bytes()
+    );
+}
