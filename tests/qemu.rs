@@ -374,6 +374,89 @@ fn a_runner_that_dies_midway_is_a_clear_error() {
     );
 }
 
+/// A console log of a guest that finished scenario a, started b, was at line 3 of b, and then
+/// `end` happened (a panic line, or nothing and a hang).
+fn console_of_a_run_cut_short(dir: &Path, end: &str) -> PathBuf {
+    use riscv_harness::qemu::frame::Encoder;
+    use riscv_harness::transcript::Transcript;
+    let mut enc = Encoder::default();
+    let t = |backend: &str| Transcript {
+        scenario: "a".into(),
+        backend: backend.into(),
+        entries: Vec::new(),
+    };
+    let plan = miniz_oxide::deflate::compress_to_vec(b"x/a.bpfs\nx/b.bpfs\ny/c.bpfs", 6);
+    let mut log = String::new();
+    log += &enc.record("HELLO", b"6.12.0\t2\tlinux-6.12/riscv64/2cpu\t");
+    log += &enc.record("PLAN", &plan);
+    log += &enc.record("START", b"x/a.bpfs");
+    log += &enc.record(
+        "CALL",
+        b"2\tm = map_create(type=ARRAY, key_size=4, value_size=4, max_entries=1) = fd",
+    );
+    log += &enc.record(
+        "RESULT",
+        &riscv_harness::qemu::guest::encode_result("x/a.bpfs", &t("model"), &t("kernel")),
+    );
+    log += &enc.record("START", b"x/b.bpfs");
+    log += &enc.record("CALL", b"3\tupdate(m, key=u32:0, value=u32:1) = 0");
+    log += end;
+    let path = dir.join("console");
+    std::fs::write(&path, log).unwrap();
+    path
+}
+
+#[test]
+fn a_kernel_panic_mid_run_names_the_last_call_and_the_scenarios_not_run() {
+    let dir = tempdir("panic-midway");
+    let log = console_of_a_run_cut_short(
+        &dir,
+        "[   9.9] Kernel panic - not syncing: Fatal exception\n",
+    );
+    let q = fake_qemu(&dir, &format!("cat {}", log.display()));
+    let e = boot::boot(
+        &q,
+        "riscv64",
+        Path::new("/x"),
+        Path::new("/x"),
+        Duration::from_secs(30),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "stopped before the end",
+        "1 of 3 scenarios finished",
+        "The kernel was running x/b.bpfs, line 3: update(m, key=u32:0, value=u32:1) = 0",
+        "Not run (1): y/c.bpfs",
+        "Kernel panic - not syncing",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn a_kernel_that_hangs_mid_run_is_killed_and_named_with_its_last_call() {
+    let dir = tempdir("hang-midway");
+    let log = console_of_a_run_cut_short(&dir, "");
+    let q = fake_qemu(&dir, &format!("cat {}; exec sleep 600", log.display()));
+    let e = boot::boot(
+        &q,
+        "riscv64",
+        Path::new("/x"),
+        Path::new("/x"),
+        Duration::from_secs(2),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "did not finish within 2 s",
+        "The kernel was running x/b.bpfs, line 3",
+        "Not run (1): y/c.bpfs",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
 #[test]
 fn a_truncated_kernel_image_fails_to_boot_clearly() {
     let cfg = QemuConfig::in_workspace(&root());

@@ -316,6 +316,16 @@ pub fn run_recorded(s: &Scenario, be: &mut dyn Backend) -> (Transcript, Vec<Stmt
     run_inner(s, be, true)
 }
 
+/// Told about each statement just before a kernel backend runs it: (line, statement). The
+/// QEMU guest reports progress this way, so that when a kernel hangs or panics mid-run the
+/// host can say which call it was on.
+static PROGRESS: std::sync::OnceLock<fn(usize, &str)> = std::sync::OnceLock::new();
+
+/// Installs the progress hook (once per process).
+pub fn set_progress(f: fn(usize, &str)) {
+    let _ = PROGRESS.set(f);
+}
+
 fn run_inner(s: &Scenario, be: &mut dyn Backend, record: bool) -> (Transcript, Vec<StmtRecord>) {
     let mut records = Vec::new();
     let mut t = Transcript {
@@ -358,6 +368,9 @@ fn run_inner(s: &Scenario, be: &mut dyn Backend, record: bool) -> (Transcript, V
                 ex.line = st.line;
                 ex.record = record.then(Vec::new);
                 ex.path = None;
+                if let Some(progress) = PROGRESS.get().filter(|_| ex.be.name() == "kernel") {
+                    progress(st.line, &st.text);
+                }
                 let text = match ex.stmt(st) {
                     Ok(text) => text,
                     Err(e) => format!(

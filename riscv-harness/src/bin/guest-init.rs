@@ -19,7 +19,18 @@ fn emit(kind: &str, data: &[u8]) {
     let _ = out.flush();
 }
 
+/// Each kernel call's line, before it runs, so that the host can name the call a dying
+/// kernel was on. Only PID 1 writes: a forked scenario child would bump its own copy of the
+/// sequence numbers and make the host see lost lines.
+fn progress(line: usize, stmt: &str) {
+    // SAFETY: getpid cannot fail.
+    if unsafe { libc::getpid() } == 1 {
+        emit("CALL", format!("{line}\t{stmt}").as_bytes());
+    }
+}
+
 fn main() {
+    riscv_harness::exec::set_progress(progress);
     let result = std::panic::catch_unwind(|| guest::run(&mut emit));
     match result {
         Ok(Ok(())) => {}

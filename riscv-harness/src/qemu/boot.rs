@@ -142,6 +142,61 @@ fn kvm_trial_boot(qemu: &str, image: &Path, limit: Duration) -> bool {
 
 /// Boots `image` (a kernel for `arch`) with `initrd`, waits at most `timeout`, and decodes
 /// the results.
+/// Where a run that did not finish got to, from the records that arrived: the scenario and
+/// the kernel call in progress, how many scenarios finished, and the ones that never ran.
+/// Empty if the guest never sent its plan.
+pub fn progress_report(records: &[frame::Record]) -> String {
+    let Some(plan) = records.iter().find(|r| r.kind == "PLAN") else {
+        return String::new();
+    };
+    let plan = miniz_oxide::inflate::decompress_to_vec_with_limit(&plan.data, 1 << 24)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let plan: Vec<&str> = plan.lines().filter(|l| !l.is_empty()).collect();
+    let finished = records.iter().filter(|r| r.kind == "RESULT").count();
+    let last_start = records.iter().rposition(|r| r.kind == "START");
+    let mut out = format!("\n{finished} of {} scenarios finished.", plan.len());
+    let mut not_run_from = finished;
+    if let Some(i) = last_start {
+        let current = String::from_utf8_lossy(&records[i].data).into_owned();
+        let done_after = records[i..].iter().any(|r| r.kind == "RESULT");
+        if !done_after {
+            not_run_from = plan
+                .iter()
+                .position(|p| *p == current)
+                .map_or(finished, |p| p + 1);
+            let call = records[i..].iter().rev().find(|r| r.kind == "CALL");
+            match call {
+                Some(c) => {
+                    let c = String::from_utf8_lossy(&c.data);
+                    let (line, stmt) = c.split_once('\t').unwrap_or((&c, ""));
+                    out.push_str(&format!(
+                        "\nThe kernel was running {current}, line {line}: {stmt}"
+                    ));
+                }
+                None => out.push_str(&format!(
+                    "\nThe guest was in {current}, before its first kernel call."
+                )),
+            }
+        }
+    }
+    let not_run = plan.get(not_run_from..).unwrap_or_default();
+    if !not_run.is_empty() {
+        let shown: Vec<&str> = not_run.iter().take(20).copied().collect();
+        out.push_str(&format!(
+            "\nNot run ({}): {}{}",
+            not_run.len(),
+            shown.join(", "),
+            if not_run.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
 pub fn boot(
     qemu: &str,
     arch: &str,
@@ -211,14 +266,15 @@ pub fn boot(
         }
         t
     };
+    let decoded = frame::decode(&log);
     if timed_out {
         bail!(
-            "QEMU did not finish within {} s; killed it. Last console lines:\n{}",
+            "QEMU did not finish within {} s; killed it.{}\nLast console lines:\n{}",
             timeout.as_secs(),
+            progress_report(&decoded.records),
             tail()
         );
     }
-    let decoded = frame::decode(&log);
     if let Some(e) = decoded.records.iter().find(|r| r.kind == "ERROR") {
         bail!(
             "the guest runner failed: {}\nLast console lines:\n{}",
@@ -236,9 +292,10 @@ pub fn boot(
     };
     let Some(done) = decoded.records.iter().find(|r| r.kind == "DONE") else {
         bail!(
-            "the guest runner stopped before the end (a kernel panic or a crash of /init; QEMU {}). \
+            "the guest runner stopped before the end (a kernel panic or a crash of /init; QEMU {}).{}\n\
              Last console lines:\n{}",
             status,
+            progress_report(&decoded.records),
             tail()
         );
     };

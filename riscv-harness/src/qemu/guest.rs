@@ -60,7 +60,24 @@ pub fn run(emit: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
     emit("HELLO", hello.as_bytes());
     kernel::bpf_available().map_err(|e| anyhow::anyhow!(e))?;
     let scenarios = runner::load(&[PathBuf::from(SCENARIO_DIR)])?;
+    let rel = |s: &crate::scenario::Scenario| {
+        s.path
+            .strip_prefix(SCENARIO_DIR)
+            .unwrap_or(&s.path)
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+            .to_string()
+    };
+    // The plan first, then each scenario's start and each kernel call's line: if the kernel
+    // hangs or panics, the host can tell where, and which scenarios never ran.
+    let plan: Vec<String> = scenarios.iter().map(rel).collect();
+    emit(
+        "PLAN",
+        &miniz_oxide::deflate::compress_to_vec(plan.join("\n").as_bytes(), 6),
+    );
     for s in &scenarios {
+        emit("START", rel(s).as_bytes());
         let model = runner::run_model(s, &profile);
         // Giving up root is for good, so such a scenario gets a process of its own.
         let kernel = if crate::exec::drops_privileges(s) {
@@ -68,16 +85,7 @@ pub fn run(emit: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
         } else {
             runner::run_kernel_in_process(s)?
         };
-        let rel = s
-            .path
-            .strip_prefix(SCENARIO_DIR)
-            .unwrap_or(&s.path)
-            .display()
-            .to_string();
-        emit(
-            "RESULT",
-            &encode_result(rel.trim_start_matches('/'), &model, &kernel),
-        );
+        emit("RESULT", &encode_result(&rel(s), &model, &kernel));
     }
     emit("DONE", scenarios.len().to_string().as_bytes());
     Ok(())
