@@ -43,7 +43,7 @@ for target in bpf_calls scenario_parser; do
   start=$(date +%s)
   log=$(mktemp)
   if cargo +nightly fuzz run "$target" "$out" "corpus/$target" "${seeds[@]}" -- \
-      -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+      -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=8192 \
       -print_final_stats=1 >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     echo "fuzz: $target: $runs inputs in $(( $(date +%s) - start )) s, no crash"

@@ -243,10 +243,29 @@ impl BpfMapOps for BpfArray {
         let slot = self.mem.slot as usize;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; slot];
-        for index in 0..map.max_entries {
-            buf.fill(0);
-            self.read(index, &mut buf[..self.elem_len]);
-            h.update(&buf);
+        // Chunks never written are zeros: hashed from a zero buffer a stretch at a time, since
+        // a big array is mostly that (the digest is the same as slot by slot).
+        let zeros = vec![0u8; 64 * 1024];
+        let mut index = 0u32;
+        while index < map.max_entries {
+            let c = index / self.per_chunk;
+            let chunk_end = (c as u64 + 1) * self.per_chunk as u64;
+            let end = chunk_end.min(map.max_entries as u64) as u32;
+            if self.chunks.contains_key(&c) {
+                for i in index..end {
+                    buf.fill(0);
+                    self.read(i, &mut buf[..self.elem_len]);
+                    h.update(&buf);
+                }
+            } else {
+                let mut left = (end - index) as u64 * slot as u64;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    h.update(&zeros[..n]);
+                    left -= n as u64;
+                }
+            }
+            index = end;
         }
         Some(h.finalize().into())
     }
@@ -447,6 +466,27 @@ impl FdArray {
 }
 
 impl BpfMapOps for FdArray {
+    /// The walk is `index_get_next_key`'s; an unset slot's lookup is ENOENT.
+    fn map_last_absent_after(&self, map: &MapDesc, key: Option<&[u8]>) -> Option<Vec<u8>> {
+        let index = key.map(BpfArray::index).unwrap_or(u32::MAX);
+        let next = if index >= map.max_entries {
+            0
+        } else {
+            index.checked_add(1).filter(|&n| n < map.max_entries)?
+        };
+        if self.slots.contains_key(&next) {
+            return None;
+        }
+        let present = self
+            .slots
+            .keys()
+            .copied()
+            .filter(|&i| i > next && i < map.max_entries)
+            .min();
+        let last = present.map_or(map.max_entries - 1, |p| p - 1);
+        Some(last.to_le_bytes().to_vec())
+    }
+
     /// `bpf_fd_array_map_lookup_elem()`: the stored object's id.
     fn map_lookup_elem_sys(
         &mut self,

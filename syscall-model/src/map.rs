@@ -92,6 +92,15 @@ pub trait BpfMapOps: Send {
     /// `map_delete_elem`.
     fn map_delete_elem(&mut self, ctx: &mut Ctx, map: &MapDesc, key: &[u8]) -> Result<(), Errno>;
 
+    /// Not a kernel op: a shortcut for `generic_map_lookup_batch`. After `key` (as
+    /// `map_get_next_key` would walk), the last key of the run of keys whose lookup is ENOENT,
+    /// if the next key starts such a run. Stepping through that run changes nothing but the
+    /// walk's position (no copy, no error kept), so a batch may jump to its end at once: an
+    /// ARRAY_OF_MAPS of 2^32 - 1 slots with two set is two steps, not four billion.
+    fn map_last_absent_after(&self, _map: &MapDesc, _key: Option<&[u8]>) -> Option<Vec<u8>> {
+        None
+    }
+
     /// `map_get_next_key`; `key` is `None` for a NULL key pointer.
     fn map_get_next_key(
         &mut self,
