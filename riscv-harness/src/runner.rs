@@ -105,7 +105,7 @@ pub fn host_profile() -> anyhow::Result<(KernelProfile, Option<String>)> {
 
 /// `profile` with what the running machine sets for itself: the sysctls a profile records
 /// (`kernel.unprivileged_bpf_disabled`, whose default is a build option and which root may
-/// change), read from /proc when it can be.
+/// change) and its memory (MemTotal), read from /proc when it can be.
 pub fn with_live_sysctls(mut profile: KernelProfile) -> KernelProfile {
     let read = |name: &str| -> Option<u32> {
         std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
@@ -116,6 +116,14 @@ pub fn with_live_sysctls(mut profile: KernelProfile) -> KernelProfile {
     };
     if let Some(v) = read("unprivileged_bpf_disabled") {
         profile.unprivileged_bpf_disabled = v;
+    }
+    // The machine's memory, which decides when a preallocating map is ENOMEM.
+    let mem_total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kb = m.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+    });
+    if let Some(kb) = mem_total {
+        profile.mem_total = kb * 1024;
     }
     profile
 }

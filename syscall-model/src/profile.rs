@@ -219,6 +219,13 @@ pub struct KernelProfile {
     /// inline in `map_create`. The checks and their order are the same: only the function the
     /// steps name differs.
     pub find_and_alloc_map: bool,
+    /// The modelled machine's memory, in bytes. The model stores only what is written, but a
+    /// map whose preallocated structures (its `map_mem_usage`, what the kernel gets from
+    /// `bpf_map_area_alloc` and friends at creation) exceed this fails to allocate with
+    /// ENOMEM, as the kernel's would; below it every allocation succeeds (the model has no
+    /// memory pressure, so near the limit a real kernel may still say ENOMEM where the model
+    /// does not). 1 GiB, the QEMU guests' `-m 1024`; the host's profile takes MemTotal.
+    pub mem_total: u64,
 }
 
 impl KernelProfile {
@@ -278,6 +285,7 @@ impl KernelProfile {
             struct_ops_map_flags: crate::uapi::map_flags::BPF_F_LINK
                 | crate::uapi::map_flags::BPF_F_VTYPE_BTF_OBJ_FD,
             find_and_alloc_map: false,
+            mem_total: 1 << 30,
         }
     }
 
@@ -309,6 +317,7 @@ impl KernelProfile {
             freeze_needs_bpf_capable: true,
             struct_ops_map_flags: 0,
             find_and_alloc_map: true,
+            mem_total: 1 << 30,
             ..KernelProfile::linux_6_12(arch, num_possible_cpus)
         }
     }

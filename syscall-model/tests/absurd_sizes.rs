@@ -1,9 +1,9 @@
 //! Absurd sizes: max_entries near 2^32, values near their limits. The model gives the errno of
-//! the kernel's size checks, and for a map that passes them it allocates in proportion to what
-//! is stored, never to max_entries. (A real kernel would then try to allocate the whole map,
-//! and fail with ENOMEM or succeed as the machine's memory allows; the model does not guess at
-//! the machine, so those calls succeed. They are never run against the host kernel: creating
-//! them there really allocates, and the OOM killer has taken test runs down that way.)
+//! the kernel's size checks; a map that passes them but preallocates more than the modelled
+//! machine has (`KernelProfile::mem_total`) is ENOMEM, as the kernel's `bpf_map_area_alloc`
+//! would make it; and whatever it creates, the model allocates in proportion to what is
+//! stored, never to max_entries. These calls are never made on the host kernel: there they
+//! really allocate, and the OOM killer has taken test runs down that way.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -37,11 +37,18 @@ const BUDGET: isize = 16 << 20;
 
 const BASE: u64 = 0x10_0000;
 
-fn process() -> (Process, SimMemory) {
-    let k = Kernel::new(KernelProfile::linux_6_18(Arch::X86_64, 2));
+/// A 6.18 kernel on a machine of `mem` bytes.
+fn process_with(mem_total: u64) -> (Process, SimMemory) {
+    let mut profile = KernelProfile::linux_6_18(Arch::X86_64, 2);
+    profile.mem_total = mem_total;
+    let k = Kernel::new(profile);
     let mem = SimMemory::new();
     mem.map(BASE, 1 << 16, true);
     (k.spawn(Cred::root()), mem)
+}
+
+fn process() -> (Process, SimMemory) {
+    process_with(1 << 30)
 }
 
 fn create(
@@ -104,22 +111,35 @@ fn size_checks_give_the_kernels_errno_without_allocating() {
 }
 
 #[test]
-fn maps_that_pass_the_checks_cost_what_they_store() {
+fn maps_that_preallocate_more_than_the_machine_has_are_enomem() {
     let (p, m) = process();
-    // Each would make a real kernel allocate gigabytes or more up front.
+    // Each passes the size checks; each would make a kernel allocate far past 1 GiB up front.
     let cases = [
         ("array of 2^32 - 1 u64", ARRAY, 4, 8, u32::MAX, 0),
         ("array of 2^16 1 MiB values", ARRAY, 4, 1 << 20, 1 << 16, 0),
         ("preallocated hash of 2^27", HASH, 4, 8, 1 << 27, 0),
+        ("queue of 2^24 64 KiB values", QUEUE, 0, 1 << 16, 1 << 24, 0),
+    ];
+    for (what, t, k, v, max, flags) in cases {
+        let r = within_budget(what, || create(&p, &m, t, k, v, max, flags));
+        assert_eq!(r, Err(Errno::ENOMEM), "{what}");
+    }
+}
+
+#[test]
+fn maps_that_pass_cost_the_model_what_they_store() {
+    // Types that allocate per element (or a bit array) create at any size...
+    let (p, m) = process();
+    let cases = [
+        // (A hash always allocates its buckets: 2^24 of them are 256 MiB.)
         (
-            "hash of 2^27 big elements",
+            "hash of 2^24 big elements, no prealloc",
             HASH,
             512,
             1 << 20,
-            1 << 27,
+            1 << 24,
             NO_PREALLOC,
         ),
-        ("queue of 2^24 64 KiB values", QUEUE, 0, 1 << 16, 1 << 24, 0),
         (
             "LPM trie of 2^32 - 1",
             LPM_TRIE,
@@ -134,11 +154,22 @@ fn maps_that_pass_the_checks_cost_what_they_store() {
         let r = within_budget(what, || create(&p, &m, t, k, v, max, flags));
         assert!(r.is_ok(), "{what}: {r:?}");
     }
+    // ...and on a machine with a terabyte, so do the preallocated ones, without the model
+    // allocating them.
+    let (p, m) = process_with(1 << 40);
+    for (what, t, k, v, max) in [
+        ("array of 2^32 - 1 u64", ARRAY, 4, 8, u32::MAX),
+        ("preallocated hash of 2^27", HASH, 4, 8, 1 << 27),
+        ("queue of 2^23 64 KiB values", QUEUE, 0, 1 << 16, 1 << 23),
+    ] {
+        let r = within_budget(what, || create(&p, &m, t, k, v, max, 0));
+        assert!(r.is_ok(), "{what} on a 1 TiB machine: {r:?}");
+    }
 }
 
 #[test]
 fn the_far_end_of_a_huge_array_is_written_without_the_rest() {
-    let (p, m) = process();
+    let (p, m) = process_with(1 << 40);
     let fd = create(&p, &m, ARRAY, 4, 8, u32::MAX, 0).expect("array");
     let r = within_budget("update and lookup at index 2^32 - 2", || {
         let key = BASE + 0x1000;

@@ -418,12 +418,14 @@ fn fuzz(
     for f in &outcome.findings {
         println!("finding: {}", f.display());
     }
+    let secs = start.elapsed().as_secs_f64();
     println!(
-        "{} calls, {} divergences ({} scenarios, {:.1} s)",
+        "{} calls, {} divergences ({} scenarios, {:.1} s wall, {:.0} calls/s)",
         outcome.calls,
         outcome.findings.len(),
         outcome.scenarios,
-        start.elapsed().as_secs_f64()
+        secs,
+        outcome.calls as f64 / secs.max(1e-9)
     );
     Ok(if outcome.findings.is_empty() {
         ExitCode::SUCCESS

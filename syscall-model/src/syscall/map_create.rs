@@ -140,6 +140,13 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
     } else {
         (ops.map_alloc)(ctx, &a)?
     };
+    // bpf_map_area_alloc() and friends inside the type's map_alloc: what the map preallocates
+    // must fit in the machine (the model itself allocates only what is stored).
+    let need = storage.map_mem_usage(&desc);
+    let have = ctx.profile().mem_total;
+    check!(ctx, "bpf_map_area_alloc", need > have => Errno::ENOMEM,
+        "the map's preallocated memory fits in the machine's",
+        "the map needs {need} bytes at creation, the machine has {have}");
 
     bpf_obj_name_cpy(ctx, &a.map_name)?;
     desc.name = a.map_name;
