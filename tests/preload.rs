@@ -314,6 +314,133 @@ int main(void)
     );
 }
 
+/// Compiles C source text into the scratch dir; Err if gcc is missing.
+fn compile_text(s: &Scratch, name: &str, src: &str) -> Result<String, String> {
+    let c = s.path(&format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = s.path(name);
+    match Command::new("gcc")
+        .args(["-O1", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .status()
+    {
+        Ok(st) if st.success() => Ok(out.to_string_lossy().into_owned()),
+        Ok(_) => panic!("gcc failed on {name}.c"),
+        Err(e) => Err(format!("gcc is not installed ({e})")),
+    }
+}
+
+/// Threads that each make a call and exit leave no connection behind: 300 of them, one after
+/// another, and the process still has only its own few fds (a connection that outlived its
+/// thread would fill the fd table past its limit of 1024 at the 32nd, where the connections
+/// live).
+#[test]
+fn a_thread_that_exits_takes_its_connection_with_it() {
+    let test = "preload (thread exit)";
+    let s = Scratch::new("threads");
+    let src = r#"#include <linux/bpf.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void *one(void *arg)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_ARRAY;
+	a.key_size = 4;
+	a.value_size = 4;
+	a.max_entries = 1;
+	long fd = syscall(__NR_bpf, BPF_MAP_CREATE, &a, sizeof(a));
+	if (fd >= 0)
+		close(fd);
+	*(long *)arg = fd;
+	return NULL;
+}
+int main(void)
+{
+	int bad = 0;
+	for (int i = 0; i < 300; i++) {
+		pthread_t t;
+		long fd = -1;
+		pthread_create(&t, NULL, one, &fd);
+		pthread_join(t, NULL);
+		bad += fd != 3;
+	}
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	for (struct dirent *e; (e = readdir(d)); )
+		n += e->d_name[0] != '.';
+	closedir(d);
+	/* 0-2, the directory itself, and at most one connection. */
+	printf("creates not on fd 3: %d, fds open: %s\n", bad, n <= 5 ? "few" : "many");
+	return 0;
+}
+"#;
+    let prog = match compile_text(&s, "threads", src) {
+        Ok(p) => p,
+        Err(why) => return skip_or_fail(test, why),
+    };
+    let out = run_model(&s, &[&prog], &[]);
+    assert_ran(test, &out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "creates not on fd 3: 0, fds open: few\n"
+    );
+}
+
+/// BPFMODEL_DIR must be the caller's and closed to others: whoever could put a socket there
+/// would answer for the model and write the program's memory. A world-writable one is
+/// refused, the call fails with EIO (which bpf(2) never returns) and stderr says why.
+#[test]
+fn a_bpfmodel_dir_others_can_write_is_refused() {
+    let test = "preload (unsafe BPFMODEL_DIR)";
+    let s = Scratch::new("unsafe-dir");
+    let src = r#"#include <linux/bpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_ARRAY;
+	a.key_size = 4;
+	a.value_size = 4;
+	a.max_entries = 1;
+	long r = syscall(__NR_bpf, BPF_MAP_CREATE, &a, sizeof(a));
+	printf("map_create: %ld %s\n", r, r < 0 && errno == EIO ? "EIO" : "?");
+	return 0;
+}
+"#;
+    let prog = match compile_text(&s, "unsafe_dir", src) {
+        Ok(p) => p,
+        Err(why) => return skip_or_fail(test, why),
+    };
+    // The state directory made in advance, world-writable, owned by whoever runs the model.
+    let dir = s.path("run/state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if is_root() {
+        // SAFETY: chown of a path we just made.
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    }
+    let out = run_model(&s, &[&prog], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "map_create: -1 EIO\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must be a directory of uid") && err.contains("mode 777"),
+        "{test}: stderr was {err:?}"
+    );
+    assert!(!dir.join("sock").exists(), "{test}: a server started there");
+}
+
 /// The server lives while a pin holds a map (the next process finds it), and goes when its
 /// directory is removed.
 #[test]

@@ -29,15 +29,37 @@ impl Conn {
         // SAFETY: getpid cannot fail.
         self.pid == unsafe { libc::getpid() } && proto::fd_ino(self.fd) == Some((self.ino, true))
     }
+}
 
-    /// Lets go of the connection: closed if the number is still ours, forgotten if the
-    /// program has closed it or put something else there.
-    fn release(self) {
+impl Drop for Conn {
+    /// Lets go of the connection (the thread exits, the call failed, a forked child finds
+    /// its parent's): closed if the number is still our socket, forgotten if the program has
+    /// closed it or put something else there.
+    fn drop(&mut self) {
         if proto::fd_ino(self.fd) == Some((self.ino, true)) {
             // SAFETY: the fd is our socket (checked above).
             unsafe { libc::close(self.fd) };
         }
     }
+}
+
+thread_local! {
+    /// Set while the library itself works (making its directory, opening its lock): its own
+    /// calls to the functions it replaces must pass through, not come back to it.
+    static IN_LIBRARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the library's own work.
+pub fn in_library() -> bool {
+    IN_LIBRARY.try_with(|b| b.get()).unwrap_or(false)
+}
+
+/// Runs `f` with the library's replacements passing through.
+fn as_library<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_LIBRARY.try_with(|b| b.replace(true)).unwrap_or(false);
+    let r = f();
+    let _ = IN_LIBRARY.try_with(|b| b.set(was));
+    r
 }
 
 thread_local! {
@@ -57,7 +79,17 @@ fn high_fd_base() -> RawFd {
     (soft - 32).max(3)
 }
 
-fn connect_once(cfg: &Config) -> io::Result<Option<Conn>> {
+/// What a connection attempt found.
+enum Attempt {
+    Connected(Conn),
+    /// No server: no socket file, or nobody listening on it. Another may be started.
+    Absent,
+    /// A server that did not answer properly (shutting down, overloaded). Starting another
+    /// would unlink its socket and lose its maps, so the call fails instead.
+    Unanswered(io::Error),
+}
+
+fn connect_once(cfg: &Config) -> io::Result<Attempt> {
     let cpath = std::ffi::CString::new(cfg.socket().as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let addr = crate::server::sockaddr_un(&cpath)?;
@@ -75,7 +107,37 @@ fn connect_once(cfg: &Config) -> io::Result<Option<Conn>> {
         )
     };
     if r != 0 {
-        return Ok(None);
+        let e = io::Error::last_os_error();
+        return Ok(match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => Attempt::Absent,
+            _ => Attempt::Unanswered(e),
+        });
+    }
+    // The server must be the caller's own (or root's): its questions write our memory.
+    let mut uc = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred.
+    let got = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut uc as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if got != 0 || (uc.uid != euid && uc.uid != 0) {
+        return Err(io::Error::other(format!(
+            "the server at {} belongs to uid {}, not to this user ({euid})",
+            cfg.socket().display(),
+            uc.uid
+        )));
     }
     // A server that is shutting down closes without a hello; then start another.
     let tv = libc::timeval {
@@ -101,7 +163,16 @@ fn connect_once(cfg: &Config) -> io::Result<Option<Conn>> {
                 proto::VERSION
             )))
         }
-        _ => return Ok(None),
+        Ok(_) => {
+            return Ok(Attempt::Unanswered(io::Error::other(
+                "the server sent no hello",
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            // Closed without a hello: a server leaving (it exits under the lock).
+            return Ok(Attempt::Unanswered(e));
+        }
+        Err(e) => return Ok(Attempt::Unanswered(e)),
     }
     set_timeout(&libc::timeval {
         tv_sec: 0,
@@ -112,43 +183,70 @@ fn connect_once(cfg: &Config) -> io::Result<Option<Conn>> {
     let fd = if high >= 0 { high } else { s.into_raw_fd() };
     let (ino, _) = proto::fd_ino(fd).ok_or_else(io::Error::last_os_error)?;
     // SAFETY: getpid cannot fail.
-    Ok(Some(Conn {
+    Ok(Attempt::Connected(Conn {
         fd,
         ino,
         pid: unsafe { libc::getpid() },
     }))
 }
 
-/// Connects to the server of BPFMODEL_DIR, starting it if none answers.
+/// BPFMODEL_DIR must be the caller's own and closed to others (like ~/.ssh): whoever could
+/// put a socket there could answer for the model and write this process's memory.
+fn check_dir(cfg: &Config) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(&cfg.dir)?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != euid || m.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "BPFMODEL_DIR {} must be a directory of uid {euid} that only it can write \
+             (it is uid {}, mode {:o}{})",
+            cfg.dir.display(),
+            m.uid(),
+            m.mode() & 0o7777,
+            if m.is_dir() { "" } else { ", not a directory" }
+        )));
+    }
+    Ok(())
+}
+
+/// Connects to the server of BPFMODEL_DIR, starting it if none is there.
 fn connect(cfg: &Config) -> io::Result<Conn> {
-    match std::fs::create_dir(&cfg.dir) {
-        Ok(()) => {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&cfg.dir, std::fs::Permissions::from_mode(0o700));
+    as_library(|| {
+        match std::fs::create_dir(&cfg.dir) {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&cfg.dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot make BPFMODEL_DIR {}: {e}", cfg.dir.display()),
+                ))
+            }
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot make BPFMODEL_DIR {}: {e}", cfg.dir.display()),
-            ))
+        check_dir(cfg)?;
+        for _ in 0..4 {
+            match connect_once(cfg)? {
+                Attempt::Connected(c) => return Ok(c),
+                Attempt::Unanswered(e) => return Err(e),
+                Attempt::Absent => {}
+            }
+            let lock = cfg.lock()?;
+            match connect_once(cfg)? {
+                Attempt::Connected(c) => return Ok(c),
+                Attempt::Unanswered(e) => return Err(e),
+                // Under the lock no server is starting or leaving: none is there.
+                Attempt::Absent => crate::server::spawn(cfg)?,
+            }
+            drop(lock);
         }
-    }
-    for _ in 0..4 {
-        if let Some(c) = connect_once(cfg)? {
-            return Ok(c);
-        }
-        let lock = cfg.lock()?;
-        if let Some(c) = connect_once(cfg)? {
-            return Ok(c);
-        }
-        crate::server::spawn(cfg)?;
-        drop(lock);
-    }
-    Err(io::Error::other(format!(
-        "no model server answers at {}",
-        cfg.socket().display()
-    )))
+        Err(io::Error::other(format!(
+            "no model server answers at {}",
+            cfg.socket().display()
+        )))
+    })
 }
 
 /// Runs `f` on this thread's connection, connecting first if needed. A connection that fails
@@ -156,25 +254,17 @@ fn connect(cfg: &Config) -> io::Result<Conn> {
 fn with_conn<R>(f: impl Fn(RawFd) -> io::Result<R>) -> io::Result<R> {
     let one_off = |f: &dyn Fn(RawFd) -> io::Result<R>| {
         let c = connect(config())?;
-        let r = f(c.fd);
-        c.release();
-        r
+        f(c.fd)
     };
     let r = CONN.try_with(|slot| {
         let Ok(mut slot) = slot.try_borrow_mut() else {
             // A bpf() call from a signal handler interrupting one of ours.
             return one_off(&f);
         };
-        if let Some(c) = slot.take() {
-            if c.valid() {
-                *slot = Some(c);
-            } else if c.pid == unsafe { libc::getpid() } {
-                c.release();
-            } else if proto::fd_ino(c.fd) == Some((c.ino, true)) {
-                // The parent's connection, inherited over fork: ours to close here.
-                // SAFETY: our socket, checked.
-                unsafe { libc::close(c.fd) };
-            }
+        // A connection of another process (inherited over fork) or one the program closed
+        // is dropped (closed if it is still our socket).
+        if slot.as_ref().is_some_and(|c| !c.valid()) {
+            *slot = None;
         }
         if slot.is_none() {
             *slot = Some(connect(config())?);
@@ -182,9 +272,7 @@ fn with_conn<R>(f: impl Fn(RawFd) -> io::Result<R>) -> io::Result<R> {
         let fd = slot.as_ref().map(|c| c.fd).unwrap_or(-1);
         let r = f(fd);
         if r.is_err() {
-            if let Some(c) = slot.take() {
-                c.release();
-            }
+            *slot = None;
         }
         r
     });

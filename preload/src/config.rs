@@ -41,9 +41,15 @@ impl Config {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
+        // Absolute, since the server works from `/`.
         let dir = var("BPFMODEL_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/bpfmodel-{euid}")));
+        let dir = if dir.is_relative() {
+            std::env::current_dir().map(|c| c.join(&dir)).unwrap_or(dir)
+        } else {
+            dir
+        };
         let bpffs = syscall_model::inode::normalize(
             "/",
             &var("BPFMODEL_BPFFS").unwrap_or_else(|| syscall_model::inode::BPFFS_ROOT.into()),
@@ -72,11 +78,14 @@ impl Config {
     /// The directory's lock, held exclusively while a server starts or decides to exit.
     pub fn lock(&self) -> std::io::Result<std::fs::File> {
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
             .open(self.dir.join("lock"))?;
         // SAFETY: flock on our fd; the lock goes when the file closes.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {

@@ -37,8 +37,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set in the server process (forked from a program): there every call passes through.
 pub(crate) static IN_SERVER: AtomicBool = AtomicBool::new(false);
 
+/// Whether a replaced function acts for the model: not in the server, and not while the
+/// library itself calls it (making its directory, opening its lock and log).
 fn active() -> bool {
-    !IN_SERVER.load(Ordering::Relaxed)
+    !IN_SERVER.load(Ordering::Relaxed) && !client::in_library()
 }
 
 /// Runs `f`, turning a panic (a bug here) into a failed call with EIO rather than unwinding
@@ -65,7 +67,7 @@ pub unsafe extern "C" fn syscall(
     a5: c_long,
     a6: c_long,
 ) -> c_long {
-    if n != libc::SYS_bpf || !active() {
+    if n != libc::SYS_bpf || IN_SERVER.load(Ordering::Relaxed) {
         return raw::syscall_errno(n, [a1, a2, a3, a4, a5, a6]);
     }
     guard(-1, || {
@@ -150,6 +152,12 @@ type OpenatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint) -> c_i
 
 fn fopen_impl(next: &Next, path: *const c_char, mode: *const c_char) -> *mut FILE {
     if let Some(m) = guard(None, || fdinfo_memfd(path)) {
+        // Close-on-exec only with fopen's "e", as for the file fopen would have opened.
+        let cloexec = c_path(mode).is_some_and(|m| m.contains('e'));
+        if !cloexec {
+            // SAFETY: clears FD_CLOEXEC on our memfd.
+            unsafe { libc::fcntl(m, libc::F_SETFD, 0) };
+        }
         // SAFETY: fdopen takes over the memfd.
         let f = unsafe { libc::fdopen(m, mode) };
         if f.is_null() {

@@ -426,8 +426,16 @@ pub fn recv(sock: RawFd) -> io::Result<(Msg, Option<io::Result<OwnedFd>>)> {
         let mut c = libc::CMSG_FIRSTHDR(&mh);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-                fd = Some(Ok(OwnedFd::from_raw_fd(raw)));
+                // One fd is expected; any more a peer sent are closed, not leaked.
+                let data = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let n = data / std::mem::size_of::<RawFd>();
+                for i in 0..n {
+                    let p = libc::CMSG_DATA(c).cast::<RawFd>().add(i);
+                    let owned = OwnedFd::from_raw_fd(std::ptr::read_unaligned(p));
+                    if fd.is_none() {
+                        fd = Some(Ok(owned));
+                    }
+                }
             }
             c = libc::CMSG_NXTHDR(&mh, c);
         }

@@ -377,7 +377,17 @@ fn answer(srv: &Server, process: &Process, peer: &Peer, req: Msg) -> Option<Msg>
     })
 }
 
+/// Counts a connection out when its thread ends, however it ends.
+struct ConnCount(Arc<Server>);
+
+impl Drop for ConnCount {
+    fn drop(&mut self) {
+        self.0.conns.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn handle(srv: Arc<Server>, sock: OwnedFd) {
+    let _count = ConnCount(srv.clone());
     let peer = Arc::new(Peer {
         sock,
         broken: AtomicBool::new(false),
@@ -422,7 +432,16 @@ fn handle(srv: Arc<Server>, sock: OwnedFd) {
     {
         while let Ok((req, _)) = proto::recv(fd) {
             srv.reap();
-            let Some(reply) = answer(&srv, &process, &peer, req) else {
+            // A panic in the model ends this connection (the client's call fails), not the
+            // server, and is logged.
+            let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answer(&srv, &process, &peer, req)
+            }));
+            let Ok(Some(reply)) = reply else {
+                let _ = writeln!(
+                    io::stderr(),
+                    "bpfmodel server: a request failed; connection closed"
+                );
                 break;
             };
             if peer.broken.load(Ordering::Relaxed) || proto::send(fd, &reply, None).is_err() {
@@ -431,7 +450,6 @@ fn handle(srv: Arc<Server>, sock: OwnedFd) {
         }
     }
     drop(process);
-    srv.conns.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// The kernel profile the server models: BPFMODEL_PROFILE, or the running kernel's.
@@ -491,10 +509,15 @@ pub fn spawn(cfg: &Config) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&path)?.ino()
     };
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cfg.log())?;
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(cfg.log())?
+    };
     // SAFETY: fork; the child only forks again and exits, the grandchild never returns.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
@@ -536,30 +559,52 @@ pub fn sockaddr_un(path: &std::ffi::CStr) -> io::Result<libc::sockaddr_un> {
     Ok(addr)
 }
 
+/// Closes every fd except `keep` (sorted): close_range(2) where the kernel has it (5.9 on),
+/// else one close(2) per number up to the fd limit.
+///
+/// # Safety
+/// Closes fds the process may be using; for a freshly forked daemon only.
+unsafe fn close_all_but(keep: &[RawFd]) {
+    let mut from: libc::c_long = 0;
+    let mut ranges = Vec::new();
+    for &k in keep {
+        if k as libc::c_long > from {
+            ranges.push((from, k as libc::c_long - 1));
+        }
+        from = k as libc::c_long + 1;
+    }
+    ranges.push((from, libc::c_long::from(u32::MAX)));
+    for (lo, hi) in ranges {
+        let r = crate::raw::raw_syscall6(libc::SYS_close_range, [lo, hi, 0, 0, 0, 0]);
+        if r != 0 {
+            let mut rl: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
+                rl.rlim_cur.min(1 << 20) as libc::c_long
+            } else {
+                1024
+            };
+            for fd in lo..=hi.min(max) {
+                libc::close(fd as RawFd);
+            }
+        }
+    }
+}
+
 /// The grandchild: tidy the process up, then serve.
 fn daemon_main(listener: RawFd, log: RawFd, sock_ino: u64, cfg: Config) -> ! {
     // SAFETY: fd and signal housekeeping of a process that owns nothing else yet.
-    unsafe {
-        // Keep the listener and the log; everything the program had open goes (a pipe its
-        // parent waits on must not stay open here).
-        let keep = [listener, log];
-        let max = libc::c_long::MAX as libc::c_ulong;
-        let mut from: libc::c_ulong = 0;
-        let mut keep_sorted = keep;
-        keep_sorted.sort();
-        for k in keep_sorted {
-            if (k as libc::c_ulong) > from {
-                crate::raw::raw_syscall6(
-                    libc::SYS_close_range,
-                    [from as libc::c_long, k as libc::c_long - 1, 0, 0, 0, 0],
-                );
-            }
-            from = k as libc::c_ulong + 1;
+    let listener = unsafe {
+        // The listener and the log move above the standard streams (a program run with its
+        // stdio closed may have put them there), then everything else the program had open
+        // goes: a pipe its parent waits on must not stay open here, nor the lock it holds.
+        let listener = libc::fcntl(listener, libc::F_DUPFD_CLOEXEC, 3);
+        let log = libc::fcntl(log, libc::F_DUPFD_CLOEXEC, 3);
+        if listener < 0 || log < 0 {
+            libc::_exit(1);
         }
-        crate::raw::raw_syscall6(
-            libc::SYS_close_range,
-            [from as libc::c_long, max as libc::c_long, 0, 0, 0, 0],
-        );
+        let mut keep = [listener, log];
+        keep.sort();
+        close_all_but(&keep);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         libc::dup2(null, 0);
         libc::dup2(null, 1);
@@ -580,7 +625,8 @@ fn daemon_main(listener: RawFd, log: RawFd, sock_ino: u64, cfg: Config) -> ! {
             rl.rlim_cur = rl.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
         }
-    }
+        listener
+    };
     crate::IN_SERVER.store(true, Ordering::SeqCst);
     let code = match serve(proto::own(listener), sock_ino, cfg) {
         Ok(()) => 0,
@@ -626,9 +672,13 @@ fn serve(listener: OwnedFd, sock_ino: u64, cfg: Config) -> Result<(), String> {
         // SAFETY: one pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, 200) };
         if n > 0 {
-            accept_one(&srv, &listener);
-            idle_since = None;
-            continue;
+            if accept_one(&srv, &listener) {
+                idle_since = None;
+                continue;
+            }
+            // accept failed (out of fds, a broken listener): pause instead of spinning, and
+            // let the checks below run.
+            std::thread::sleep(Duration::from_millis(50));
         }
         srv.reap();
         // The directory went away (a test cleaning up): nobody can reach this server again.
@@ -673,7 +723,8 @@ fn serve(listener: OwnedFd, sock_ino: u64, cfg: Config) -> Result<(), String> {
     }
 }
 
-fn accept_one(srv: &Arc<Server>, listener: &OwnedFd) {
+/// Accepts one client and gives it a thread; false if accept itself failed.
+fn accept_one(srv: &Arc<Server>, listener: &OwnedFd) -> bool {
     // SAFETY: accept4 on our listener.
     let c = unsafe {
         libc::accept4(
@@ -684,7 +735,7 @@ fn accept_one(srv: &Arc<Server>, listener: &OwnedFd) {
         )
     };
     if c < 0 {
-        return;
+        return false;
     }
     let sock = proto::own(c);
     srv.conns.fetch_add(1, Ordering::SeqCst);
@@ -696,4 +747,5 @@ fn accept_one(srv: &Arc<Server>, listener: &OwnedFd) {
     {
         srv.conns.fetch_sub(1, Ordering::SeqCst);
     }
+    true
 }
