@@ -121,6 +121,8 @@ fn key(spec: &Spec, i: usize) -> Vec<u8> {
 struct Buffers {
     n: usize,
     key_size: usize,
+    /// Bytes of one value in user space: the map's 8, or for a per-CPU map one 8-byte slot
+    /// per possible CPU (`bpf_map_value_size`).
     value_size: usize,
 }
 
@@ -234,9 +236,15 @@ struct KernelSide {
     arena: Vec<u8>,
 }
 
+/// bpf(2) on the host: the result, or -errno as the model's side reports it.
 fn sys_bpf(cmd: i32, attr: *const u8, size: u32) -> i64 {
     // SAFETY: the attr points into a live arena whose buffers the call may read and write.
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) };
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(1) as i64)
+    } else {
+        r
+    }
 }
 
 impl Side for KernelSide {
@@ -292,7 +300,6 @@ impl Side for ModelSide {
         a[12..16].copy_from_slice(&(n as u32).to_le_bytes());
         a[16..20].copy_from_slice(&spec.map_flags.to_le_bytes());
         let at = MODEL_BASE - 4096;
-        self.mem.map(at, 4096, true);
         self.mem.poke(at, &a);
         self.process
             .bpf(MAP_CREATE, at, 72, &self.mem)
@@ -304,6 +311,8 @@ impl Side for ModelSide {
             self.mem.unmap(MODEL_BASE, self.len as u64);
         }
         self.len = l.len();
+        // The MAP_CREATE attr's page, before the arena.
+        self.mem.map(MODEL_BASE - 4096, 4096, true);
         let mut arena = vec![0u8; l.len()];
         fill(&mut arena, MODEL_BASE, l, spec, fd);
         self.mem.map(MODEL_BASE, l.len() as u64, true);
@@ -335,17 +344,24 @@ impl Side for ModelSide {
 /// ns per element of each op, and the map's bytes per entry.
 struct Timing {
     ns: [Option<f64>; 5],
-    /// Calls of update, lookup and delete that failed (an LRU map evicts, so some of its
-    /// lookups miss; elsewhere a failure means the numbers are not comparable).
+    /// Calls of update, lookup, lookup_batch and delete that failed (an LRU map evicts, so
+    /// some of its lookups miss; elsewhere a failure means the numbers are not comparable).
     failed: [usize; 5],
     bytes_per_entry: Option<f64>,
 }
 
-fn run_side(side: &mut dyn Side, spec: &Spec, n: usize, value_size: usize) -> Option<Timing> {
+/// `value_size` is the map's (8); `user_value` what one value takes in user space.
+fn run_side(
+    side: &mut dyn Side,
+    spec: &Spec,
+    n: usize,
+    value_size: usize,
+    user_value: usize,
+) -> Option<Timing> {
     let l = Buffers {
         n,
         key_size: spec.key_size,
-        value_size,
+        value_size: user_value,
     };
     // The buffers first, so that the memory counted is the map's alone.
     side.prepare(&l, spec, 0);
@@ -402,6 +418,10 @@ fn run_side(side: &mut dyn Side, spec: &Spec, n: usize, value_size: usize) -> Op
             side.reset_count(&l, j);
             let r = side.call(LOOKUP_BATCH, l.batch_attrs() + j * 64, 56);
             total += BATCH;
+            // ENOENT ends the walk; any other error means the time measured an error path.
+            if r != 0 && r != -(libc::ENOENT as i64) {
+                failed[3] += 1;
+            }
             if r != 0 || total > n + BATCH {
                 break;
             }
@@ -534,10 +554,17 @@ fn main() -> std::process::ExitCode {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|t| t == s.name))
     }) {
-        let value_size = if spec.map_type == 5 { 8 * ncpus } else { 8 };
+        // Every map has 8-byte values; a per-CPU one takes a slot per possible CPU in user space.
+        let user_value = if spec.map_type == 5 { 8 * ncpus } else { 8 };
         for &n in &sizes {
             let kernel = if kernel_ok.is_ok() {
-                run_side(&mut KernelSide { arena: Vec::new() }, spec, n, value_size)
+                run_side(
+                    &mut KernelSide { arena: Vec::new() },
+                    spec,
+                    n,
+                    8,
+                    user_value,
+                )
             } else {
                 None
             };
@@ -546,7 +573,7 @@ fn main() -> std::process::ExitCode {
                 mem: SimMemory::new(),
                 len: 0,
             };
-            let model = run_side(&mut model_side, spec, n, value_size);
+            let model = run_side(&mut model_side, spec, n, 8, user_value);
             drop(model_side);
             let base = if spec.key_size == 8 {
                 run_hashmap::<8>(spec, n)
