@@ -84,6 +84,9 @@ enum Attempt {
     Connected(Conn),
     /// No server: no socket file, or nobody listening on it. Another may be started.
     Absent,
+    /// A server closed the connection without a hello: it is leaving (it decides that under
+    /// the directory's lock, and unlinks its socket before it lets go).
+    Leaving,
     /// A server that did not answer properly (shutting down, overloaded). Starting another
     /// would unlink its socket and lose its maps, so the call fails instead.
     Unanswered(io::Error),
@@ -168,9 +171,11 @@ fn connect_once(cfg: &Config) -> io::Result<Attempt> {
                 "the server sent no hello",
             )))
         }
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            // Closed without a hello: a server leaving (it exits under the lock).
-            return Ok(Attempt::Unanswered(e));
+        Err(e)
+            if e.kind() == io::ErrorKind::UnexpectedEof
+                || e.raw_os_error() == Some(libc::ECONNRESET) =>
+        {
+            return Ok(Attempt::Leaving)
         }
         Err(e) => return Ok(Attempt::Unanswered(e)),
     }
@@ -231,12 +236,18 @@ fn connect(cfg: &Config) -> io::Result<Conn> {
             match connect_once(cfg)? {
                 Attempt::Connected(c) => return Ok(c),
                 Attempt::Unanswered(e) => return Err(e),
-                Attempt::Absent => {}
+                // A leaving server is gone once we hold the lock it leaves under.
+                Attempt::Absent | Attempt::Leaving => {}
             }
             let lock = cfg.lock()?;
             match connect_once(cfg)? {
                 Attempt::Connected(c) => return Ok(c),
                 Attempt::Unanswered(e) => return Err(e),
+                Attempt::Leaving => {
+                    return Err(io::Error::other(
+                        "the server closed the connection without a hello",
+                    ))
+                }
                 // Under the lock no server is starting or leaving: none is there.
                 Attempt::Absent => crate::server::spawn(cfg)?,
             }
