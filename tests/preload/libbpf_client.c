@@ -25,32 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* errno names, by hand so that the output does not depend on the libc (ENOTSUPP, 524, is
- * kernel-internal and has no libc name). */
-static const char *errname(int e)
-{
-	switch (e) {
-	case 0: return "0";
-	case EPERM: return "EPERM";
-	case ENOENT: return "ENOENT";
-	case EBADF: return "EBADF";
-	case ENOMEM: return "ENOMEM";
-	case EACCES: return "EACCES";
-	case EFAULT: return "EFAULT";
-	case EBUSY: return "EBUSY";
-	case EEXIST: return "EEXIST";
-	case EINVAL: return "EINVAL";
-	case ENOSPC: return "ENOSPC";
-	case E2BIG: return "E2BIG";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	case 524: return "ENOTSUPP";
-	default: {
-		static char buf[32];
-		snprintf(buf, sizeof(buf), "errno%d", e);
-		return buf;
-	}
-	}
-}
+#include "errname.h"
 
 /* CALL(name, expr): run a libbpf call, keep its errno before anything else can change it,
  * print `name: ret=R errno=NAME`, and yield the return value. */
