@@ -117,29 +117,14 @@ fn connect_once(cfg: &Config) -> io::Result<Attempt> {
         });
     }
     // The server must be the caller's own (or root's): its questions write our memory.
-    let mut uc = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED fills a ucred.
-    let got = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut uc as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
+    let peer = proto::peer_cred(s.as_raw_fd());
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if got != 0 || (uc.uid != euid && uc.uid != 0) {
+    if !peer.is_some_and(|uc| uc.uid == euid || uc.uid == 0) {
         return Err(io::Error::other(format!(
             "the server at {} belongs to uid {}, not to this user ({euid})",
             cfg.socket().display(),
-            uc.uid
+            peer.map_or("unknown".to_string(), |uc| uc.uid.to_string())
         )));
     }
     // A server that is shutting down closes without a hello; then start another.
@@ -420,9 +405,9 @@ pub fn bpf(cmd: i32, attr: u64, size: u32, common: u64, common_size: u32) -> i64
             (-(NO_SERVER as i64), false)
         }
     };
-    let name = syscall_model::uapi::BpfCmd(cmd as u32).full_name();
     let trace = config().trace;
     if (unmodelled && trace != Trace::Off) || trace == Trace::All {
+        let name = syscall_model::uapi::BpfCmd(cmd as u32).full_name();
         let result = if ret >= 0 {
             ret.to_string()
         } else {

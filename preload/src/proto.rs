@@ -457,6 +457,27 @@ pub fn fd_ino(fd: RawFd) -> Option<(u64, bool)> {
     Some((st.st_ino, st.st_mode & libc::S_IFMT == libc::S_IFSOCK))
 }
 
+/// The credentials of the process at the other end of a Unix socket (SO_PEERCRED).
+pub fn peer_cred(sock: RawFd) -> Option<libc::ucred> {
+    let mut uc = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the length given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut uc as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(uc)
+}
+
 /// Wraps an fd we own.
 pub fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: callers pass fds they have just created and own alone.

@@ -395,23 +395,7 @@ fn handle(srv: Arc<Server>, sock: OwnedFd) {
     let fd = peer.sock.as_raw_fd();
     let mut cred = Cred::root();
     if srv.cfg.creds_caller {
-        let mut uc = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: SO_PEERCRED fills a ucred.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&mut uc as *mut libc::ucred).cast(),
-                &mut len,
-            )
-        };
-        if r == 0 {
+        if let Some(uc) = proto::peer_cred(fd) {
             cred = Cred::user(uc.uid);
             cred.gid = uc.gid;
         }
