@@ -299,6 +299,13 @@ fn fake_qemu(dir: &Path, script: &str) -> String {
     p.display().to_string()
 }
 
+/// The error of a boot with the fake QEMU `q` (the image and initrd are never read).
+fn fake_boot_error(q: &str, timeout: Duration) -> String {
+    boot::boot(q, "riscv64", Path::new("/x"), Path::new("/x"), timeout)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_killed_qemu_is_a_clear_error() {
     let dir = tempdir("killed");
@@ -306,15 +313,7 @@ fn a_killed_qemu_is_a_clear_error() {
         &dir,
         "echo 'Linux version 9.9'; echo 'Run /init as init process'; kill -9 $$",
     );
-    let e = boot::boot(
-        &q,
-        "riscv64",
-        Path::new("/nonexistent"),
-        Path::new("/nonexistent"),
-        Duration::from_secs(30),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fake_boot_error(&q, Duration::from_secs(30));
     assert!(
         e.contains("never reported in") && e.contains("Run /init as init process"),
         "{e}"
@@ -327,15 +326,7 @@ fn a_hanging_qemu_is_killed_at_the_timeout() {
     let dir = tempdir("hang");
     let q = fake_qemu(&dir, "echo 'booting'; exec sleep 600");
     let start = std::time::Instant::now();
-    let e = boot::boot(
-        &q,
-        "riscv64",
-        Path::new("/x"),
-        Path::new("/x"),
-        Duration::from_secs(2),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fake_boot_error(&q, Duration::from_secs(2));
     assert!(
         start.elapsed() < Duration::from_secs(30),
         "the timeout did not stop it"
@@ -359,15 +350,7 @@ fn a_runner_that_dies_midway_is_a_clear_error() {
     )
     .unwrap();
     let q = fake_qemu(&dir, &format!("cat {}", log.display()));
-    let e = boot::boot(
-        &q,
-        "riscv64",
-        Path::new("/x"),
-        Path::new("/x"),
-        Duration::from_secs(30),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fake_boot_error(&q, Duration::from_secs(30));
     assert!(
         e.contains("stopped before the end") && e.contains("Kernel panic"),
         "{e}"
@@ -414,15 +397,7 @@ fn a_kernel_panic_mid_run_names_the_last_call_and_the_scenarios_not_run() {
         "[   9.9] Kernel panic - not syncing: Fatal exception\n",
     );
     let q = fake_qemu(&dir, &format!("cat {}", log.display()));
-    let e = boot::boot(
-        &q,
-        "riscv64",
-        Path::new("/x"),
-        Path::new("/x"),
-        Duration::from_secs(30),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fake_boot_error(&q, Duration::from_secs(30));
     for want in [
         "stopped before the end",
         "1 of 3 scenarios finished",
@@ -439,15 +414,7 @@ fn a_kernel_that_hangs_mid_run_is_killed_and_named_with_its_last_call() {
     let dir = tempdir("hang-midway");
     let log = console_of_a_run_cut_short(&dir, "");
     let q = fake_qemu(&dir, &format!("cat {}; exec sleep 600", log.display()));
-    let e = boot::boot(
-        &q,
-        "riscv64",
-        Path::new("/x"),
-        Path::new("/x"),
-        Duration::from_secs(2),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fake_boot_error(&q, Duration::from_secs(2));
     for want in [
         "did not finish within 2 s",
         "The kernel was running x/b.bpfs, line 3",

@@ -219,6 +219,17 @@ fn fill(arena: &mut [u8], base: u64, l: &Buffers, spec: &Spec, fd: u32) {
     }
 }
 
+/// The BPF_MAP_CREATE attr (72 bytes, up to map_extra) both sides create the map with.
+fn create_attr(spec: &Spec, n: usize, value_size: usize) -> [u8; 72] {
+    let mut a = [0u8; 72];
+    a[0..4].copy_from_slice(&spec.map_type.to_le_bytes());
+    a[4..8].copy_from_slice(&(spec.key_size as u32).to_le_bytes());
+    a[8..12].copy_from_slice(&(value_size as u32).to_le_bytes());
+    a[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+    a[16..20].copy_from_slice(&spec.map_flags.to_le_bytes());
+    a
+}
+
 /// One side that answers bpf(2).
 trait Side {
     fn create(&mut self, spec: &Spec, n: usize, value_size: usize) -> Option<u32>;
@@ -249,12 +260,7 @@ fn sys_bpf(cmd: i32, attr: *const u8, size: u32) -> i64 {
 
 impl Side for KernelSide {
     fn create(&mut self, spec: &Spec, n: usize, value_size: usize) -> Option<u32> {
-        let mut a = [0u8; 72];
-        a[0..4].copy_from_slice(&spec.map_type.to_le_bytes());
-        a[4..8].copy_from_slice(&(spec.key_size as u32).to_le_bytes());
-        a[8..12].copy_from_slice(&(value_size as u32).to_le_bytes());
-        a[12..16].copy_from_slice(&(n as u32).to_le_bytes());
-        a[16..20].copy_from_slice(&spec.map_flags.to_le_bytes());
+        let a = create_attr(spec, n, value_size);
         let fd = sys_bpf(MAP_CREATE, a.as_ptr(), 72);
         (fd >= 0).then_some(fd as u32)
     }
@@ -293,12 +299,7 @@ struct ModelSide {
 
 impl Side for ModelSide {
     fn create(&mut self, spec: &Spec, n: usize, value_size: usize) -> Option<u32> {
-        let mut a = [0u8; 72];
-        a[0..4].copy_from_slice(&spec.map_type.to_le_bytes());
-        a[4..8].copy_from_slice(&(spec.key_size as u32).to_le_bytes());
-        a[8..12].copy_from_slice(&(value_size as u32).to_le_bytes());
-        a[12..16].copy_from_slice(&(n as u32).to_le_bytes());
-        a[16..20].copy_from_slice(&spec.map_flags.to_le_bytes());
+        let a = create_attr(spec, n, value_size);
         let at = MODEL_BASE - 4096;
         self.mem.poke(at, &a);
         self.process
