@@ -5,6 +5,7 @@ use crate::errno::Errno;
 use crate::kernel::{Cred, Kernel, Process};
 use crate::profile::KernelProfile;
 use crate::trace::{Step, Tracer, Verdict};
+pub use crate::uaccess::UserBytes;
 use crate::uaccess::UserMemory;
 
 pub struct Ctx<'a> {
@@ -119,20 +120,32 @@ impl<'a> Ctx<'a> {
         errno
     }
 
-    /// `copy_from_user(dst, src, len)`: EFAULT if any byte is unreadable.
+    /// `copy_from_user(dst, src, len)` into a fresh buffer: EFAULT if any byte is unreadable.
     pub fn copy_from_user(
         &mut self,
         func: &'static str,
         what: &'static str,
         addr: u64,
         len: usize,
-    ) -> Result<Vec<u8>, Errno> {
-        let mut buf = vec![0u8; len];
-        match self.mem.read(addr, &mut buf) {
-            Ok(()) => Ok(buf),
+    ) -> Result<UserBytes, Errno> {
+        let mut buf = UserBytes::zeroed(len);
+        self.copy_from_user_into(func, what, addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// `copy_from_user(dst, src, len)` into `buf`: EFAULT if any byte is unreadable.
+    pub fn copy_from_user_into(
+        &mut self,
+        func: &'static str,
+        what: &'static str,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), Errno> {
+        match self.mem.read(addr, buf) {
+            Ok(()) => Ok(()),
             Err(f) => Err(
                 self.fail(func, "kernel/bpf/syscall.c", what, Errno::EFAULT, || {
-                    format!("{len} bytes at {addr:#x}: fault at {:#x}", f.addr)
+                    format!("{} bytes at {addr:#x}: fault at {:#x}", buf.len(), f.addr)
                 }),
             ),
         }

@@ -134,13 +134,16 @@ pub trait BpfMapOps: Send {
 
     /// One step of `__htab_map_lookup_and_delete_batch`'s walk, for the hash types: the first
     /// non-empty bucket at or after `from`, taken whole (and deleted if asked) if it has at
-    /// most `room` elements. `None` for types without buckets.
+    /// most `room` elements; its keys and values (`value_len` bytes each) are appended to
+    /// `keys` and `values`, head first. `None` for types without buckets.
     fn htab_batch_step(
         &mut self,
         _from: u32,
         _room: u32,
         _delete: bool,
         _value_len: usize,
+        _keys: &mut Vec<u8>,
+        _values: &mut Vec<u8>,
     ) -> Option<HtabStep> {
         None
     }
@@ -394,10 +397,6 @@ pub enum HtabStep {
     End { n_buckets: u32 },
     /// The bucket `bucket` has more elements than there is room for.
     NoRoom { bucket: u32 },
-    /// The bucket was taken: its (key, value) pairs, head first.
-    Taken {
-        bucket: u32,
-        elems: Vec<(Vec<u8>, Vec<u8>)>,
-        n_buckets: u32,
-    },
+    /// The bucket was taken: `n` elements, their keys and values appended to the buffers.
+    Taken { bucket: u32, n: u32, n_buckets: u32 },
 }

@@ -27,7 +27,8 @@ pub struct InnerMapMeta {
 pub fn bpf_map_meta_alloc(ctx: &mut Ctx, inner_map_ufd: u32) -> Result<InnerMapMeta, Errno> {
     const F: &str = "bpf_map_meta_alloc";
     ctx.enter(F, FILE, || format!("inner_map_fd={}", inner_map_ufd as i32));
-    let (_, inner) = bpf_map_get(ctx, F, inner_map_ufd)?;
+    let fd = bpf_map_get(ctx, F, inner_map_ufd)?;
+    let inner = fd.parts().1.clone();
     if inner.desc.inner_meta.is_some() {
         return Err(ctx.fail(
             F,
@@ -92,7 +93,8 @@ pub fn bpf_map_fd_get_ptr(
     ufd: u32,
 ) -> Result<Arc<BpfMap>, Errno> {
     const F: &str = "bpf_map_fd_get_ptr";
-    let (_, inner) = bpf_map_get(ctx, F, ufd)?;
+    let fd = bpf_map_get(ctx, F, ufd)?;
+    let inner = fd.parts().1.clone();
     if inner.desc.excl {
         return Err(ctx.fail(
             F,

@@ -6,7 +6,9 @@
 //! comes out of the same rule the kernel applies.
 
 use crate::index_hash::IndexBuild;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 /// A faulting user access: the first address that could not be read or written.
@@ -24,17 +26,180 @@ pub trait UserMemory: Send + Sync {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault>;
 }
 
-const PAGE: u64 = 4096;
+/// Bytes the kernel copies in from or out to user space: a key, a value, a word of an attr. Up
+/// to [`UserBytes::INLINE`] of them live on the stack, so an element command of the usual sizes
+/// allocates nothing for its copies.
+pub struct UserBytes {
+    len: usize,
+    inline: [u8; UserBytes::INLINE],
+    heap: Vec<u8>,
+}
 
-struct Page {
-    data: Box<[u8]>,
-    writable: bool,
+impl UserBytes {
+    pub const INLINE: usize = 64;
+
+    /// `len` zero bytes.
+    #[inline]
+    pub fn zeroed(len: usize) -> UserBytes {
+        UserBytes {
+            len,
+            inline: [0; UserBytes::INLINE],
+            heap: if len > UserBytes::INLINE {
+                vec![0; len]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.len > UserBytes::INLINE {
+            self.heap
+        } else {
+            self.inline[..self.len].to_vec()
+        }
+    }
+}
+
+impl std::ops::Deref for UserBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        if self.len > UserBytes::INLINE {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
+impl std::ops::DerefMut for UserBytes {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        if self.len > UserBytes::INLINE {
+            &mut self.heap
+        } else {
+            &mut self.inline[..self.len]
+        }
+    }
+}
+
+const PAGE: u64 = 4096;
+const WORDS: usize = PAGE as usize / 8;
+
+/// One page frame. Its bytes are atomic words, so threads copying in and out of the same page
+/// at once (as a program's threads and the kernel do) race as hardware does, never as
+/// undefined behaviour. A page number keeps its frame for the life of the address space:
+/// unmapping only clears `mapped`, and mapping again zeroes the frame. That is what lets each
+/// thread cache page-number -> frame translations (see [`Tlb`]) without ever invalidating them.
+struct Frame {
+    words: Box<[AtomicU64]>,
+    mapped: AtomicBool,
+    writable: AtomicBool,
+}
+
+impl Frame {
+    fn new() -> Frame {
+        Frame {
+            words: (0..WORDS).map(|_| AtomicU64::new(0)).collect(),
+            mapped: AtomicBool::new(false),
+            writable: AtomicBool::new(false),
+        }
+    }
+
+    /// Copies `buf.len()` bytes from page offset `at` (the range stays inside the page).
+    #[inline]
+    fn load(&self, at: usize, buf: &mut [u8]) {
+        let (mut i, mut pos) = (0, at);
+        while i < buf.len() {
+            let w = self.words[pos / 8].load(Ordering::Relaxed).to_ne_bytes();
+            let skip = pos % 8;
+            if skip == 0 && buf.len() - i >= 8 {
+                buf[i..i + 8].copy_from_slice(&w);
+                i += 8;
+                pos += 8;
+                continue;
+            }
+            let n = (8 - skip).min(buf.len() - i);
+            // Byte by byte: a memcpy call of a few bytes costs more than the copy.
+            for (d, s) in buf[i..i + n].iter_mut().zip(&w[skip..skip + n]) {
+                *d = *s;
+            }
+            i += n;
+            pos += n;
+        }
+    }
+
+    /// Copies `data` to page offset `at` (inside the page). Whole words are stored; the bytes
+    /// of a word partly covered are merged in, leaving its other bytes as they are.
+    #[inline]
+    fn store(&self, at: usize, data: &[u8]) {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = at + done;
+            let (w, skip) = (pos / 8, pos % 8);
+            let slot = &self.words[w];
+            if skip == 0 && data.len() - done >= 8 {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&data[done..done + 8]);
+                slot.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+                done += 8;
+            } else {
+                let n = (8 - skip).min(data.len() - done);
+                let part = &data[done..done + n];
+                let merge = |old: u64| {
+                    let mut b = old.to_ne_bytes();
+                    for (d, s) in b[skip..].iter_mut().zip(part) {
+                        *d = *s;
+                    }
+                    Some(u64::from_ne_bytes(b))
+                };
+                // The closure always returns Some: the update cannot fail.
+                let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, merge);
+                done += n;
+            }
+        }
+    }
+
+    fn clear(&self) {
+        for w in self.words.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A simulated address space made of 4 KiB pages.
-#[derive(Default)]
 pub struct SimMemory {
-    pages: RwLock<HashMap<u64, Page, IndexBuild>>,
+    /// Every page number ever mapped, with its frame (mapped or not now). Frames are boxed
+    /// and never removed, so a frame's address is stable for the life of the address space.
+    frames: RwLock<HashMap<u64, Box<Frame>, IndexBuild>>,
+    /// Names this address space in the threads' TLBs; never reused.
+    id: u64,
+}
+
+impl Default for SimMemory {
+    fn default() -> SimMemory {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        SimMemory {
+            frames: RwLock::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Entries of each thread's TLB.
+const TLB_ENTRIES: usize = 64;
+
+/// One TLB entry: (address space id, page number, frame).
+type TlbEntry = Cell<(u64, u64, *const Frame)>;
+
+thread_local! {
+    /// Each thread's cache of page translations, as a CPU's TLB: (address space, page number)
+    /// -> frame. Entries never go stale while their address space lives, since a page number
+    /// keeps its frame; ids are never reused, so an entry of an address space that is gone is
+    /// never matched again.
+    static TLB: [TlbEntry; TLB_ENTRIES] =
+        const { [const { Cell::new((0, 0, std::ptr::null())) }; TLB_ENTRIES] };
 }
 
 impl SimMemory {
@@ -42,53 +207,87 @@ impl SimMemory {
         SimMemory::default()
     }
 
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Box<Frame>, IndexBuild>> {
+        self.frames.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The frame of page number `page`, if it was ever mapped, through this thread's TLB.
+    #[inline]
+    fn frame(&self, page: u64) -> Option<&Frame> {
+        let slot = (page as usize) % TLB_ENTRIES;
+        let (id, p, frame) = TLB.with(|tlb| tlb[slot].get());
+        if id == self.id && p == page {
+            // SAFETY: the entry was filled from this address space's table (ids are unique),
+            // whose boxed frames stay at their addresses and are only freed with the address
+            // space itself, which `&self` keeps alive.
+            return Some(unsafe { &*frame });
+        }
+        let table = self.table();
+        let frame: *const Frame = &**table.get(&page)?;
+        TLB.with(|tlb| tlb[slot].set((self.id, page, frame)));
+        // SAFETY: as above: the frame lives as long as `self`.
+        Some(unsafe { &*frame })
+    }
+
     /// Maps the pages covering `[addr, addr + len)`, zero-filled. Page 0 can never be mapped,
     /// so NULL always faults.
     pub fn map(&self, addr: u64, len: u64, writable: bool) {
-        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        let mut frames = self.frames.write().unwrap_or_else(|e| e.into_inner());
         let first = addr / PAGE;
         let last = addr.saturating_add(len.max(1) - 1) / PAGE;
         for p in first.max(1)..=last {
-            pages.insert(
-                p,
-                Page {
-                    data: vec![0; PAGE as usize].into_boxed_slice(),
-                    writable,
-                },
-            );
+            let frame = frames.entry(p).or_insert_with(|| Box::new(Frame::new()));
+            frame.clear();
+            frame.writable.store(writable, Ordering::Relaxed);
+            frame.mapped.store(true, Ordering::Release);
         }
     }
 
     /// Removes the pages covering `[addr, addr + len)`.
     pub fn unmap(&self, addr: u64, len: u64) {
-        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        let frames = self.table();
         let first = addr / PAGE;
         let last = addr.saturating_add(len.max(1) - 1) / PAGE;
-        for p in first..=last {
-            pages.remove(&p);
+        if last - first >= frames.len() as u64 {
+            // A range wider than what was ever mapped: look at the frames, not the range.
+            for (_, frame) in frames.iter().filter(|(p, _)| (first..=last).contains(*p)) {
+                frame.mapped.store(false, Ordering::Release);
+            }
+            return;
         }
+        for p in first..=last {
+            if let Some(frame) = frames.get(&p) {
+                frame.mapped.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// The mapped frame of a page, straight from the table (for the permission-free helpers).
+    fn mapped_frame(frames: &HashMap<u64, Box<Frame>, IndexBuild>, page: u64) -> Option<&Frame> {
+        frames
+            .get(&page)
+            .map(|f| &**f)
+            .filter(|f| f.mapped.load(Ordering::Acquire))
     }
 
     /// Stores bytes regardless of the pages' write permission (the process filling its own
     /// buffers before a call). Unmapped bytes are skipped.
     pub fn poke(&self, addr: u64, data: &[u8]) {
-        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        let frames = self.table();
         for (off, a, n) in chunks(addr, data.len()) {
-            if let Some(p) = pages.get_mut(&(a / PAGE)) {
-                let at = (a % PAGE) as usize;
-                p.data[at..at + n].copy_from_slice(&data[off..off + n]);
+            if let Some(f) = SimMemory::mapped_frame(&frames, a / PAGE) {
+                f.store((a % PAGE) as usize, &data[off..off + n]);
             }
         }
     }
 
     /// Reads bytes regardless of permissions; unmapped bytes read as 0.
     pub fn peek_or_zero(&self, addr: u64, len: usize) -> Vec<u8> {
-        let pages = self.pages.read().unwrap_or_else(|e| e.into_inner());
+        let frames = self.table();
         let mut out = vec![0u8; len];
         for (off, a, n) in chunks(addr, len) {
-            if let Some(p) = pages.get(&(a / PAGE)) {
-                let at = (a % PAGE) as usize;
-                out[off..off + n].copy_from_slice(&p.data[at..at + n]);
+            if let Some(f) = SimMemory::mapped_frame(&frames, a / PAGE) {
+                f.load((a % PAGE) as usize, &mut out[off..off + n]);
             }
         }
         out
@@ -96,13 +295,14 @@ impl SimMemory {
 
     /// Reads bytes regardless of permissions; unmapped bytes read as `None`.
     pub fn peek(&self, addr: u64, len: usize) -> Vec<Option<u8>> {
-        let pages = self.pages.read().unwrap_or_else(|e| e.into_inner());
+        let frames = self.table();
         let mut out = Vec::with_capacity(len);
         for (_, a, n) in chunks(addr, len) {
-            match pages.get(&(a / PAGE)) {
-                Some(p) => {
-                    let at = (a % PAGE) as usize;
-                    out.extend(p.data[at..at + n].iter().map(|b| Some(*b)));
+            match SimMemory::mapped_frame(&frames, a / PAGE) {
+                Some(f) => {
+                    let mut b = vec![0u8; n];
+                    f.load((a % PAGE) as usize, &mut b);
+                    out.extend(b.into_iter().map(Some));
                 }
                 None => out.extend(std::iter::repeat_n(None, n)),
             }
@@ -136,25 +336,46 @@ fn at(addr: u64, off: usize) -> Result<u64, Fault> {
 
 impl UserMemory for SimMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        let pages = self.pages.read().unwrap_or_else(|e| e.into_inner());
+        let off = (addr % PAGE) as usize;
+        if off + buf.len() <= PAGE as usize && !buf.is_empty() {
+            // Within one page: the common case, without splitting.
+            return match self.frame(addr / PAGE) {
+                Some(f) if f.mapped.load(Ordering::Acquire) => {
+                    f.load(off, buf);
+                    Ok(())
+                }
+                _ => Err(Fault { addr }),
+            };
+        }
         for (off, _, n) in chunks(addr, buf.len()) {
             let a = at(addr, off)?;
-            let p = pages.get(&(a / PAGE)).ok_or(Fault { addr: a })?;
-            let from = (a % PAGE) as usize;
-            buf[off..off + n].copy_from_slice(&p.data[from..from + n]);
+            match self.frame(a / PAGE) {
+                Some(f) if f.mapped.load(Ordering::Acquire) => {
+                    f.load((a % PAGE) as usize, &mut buf[off..off + n]);
+                }
+                _ => return Err(Fault { addr: a }),
+            }
         }
         Ok(())
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault> {
-        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        let writable =
+            |f: &Frame| f.mapped.load(Ordering::Acquire) && f.writable.load(Ordering::Relaxed);
+        let off = (addr % PAGE) as usize;
+        if off + data.len() <= PAGE as usize && !data.is_empty() {
+            return match self.frame(addr / PAGE) {
+                Some(f) if writable(f) => {
+                    f.store(off, data);
+                    Ok(())
+                }
+                _ => Err(Fault { addr }),
+            };
+        }
         for (off, _, n) in chunks(addr, data.len()) {
             let a = at(addr, off)?;
-            match pages.get_mut(&(a / PAGE)) {
-                Some(p) if p.writable => {
-                    let to = (a % PAGE) as usize;
-                    p.data[to..to + n].copy_from_slice(&data[off..off + n]);
-                }
+            match self.frame(a / PAGE) {
+                Some(f) if writable(f) => f.store((a % PAGE) as usize, &data[off..off + n]),
                 _ => return Err(Fault { addr: a }),
             }
         }

@@ -272,6 +272,9 @@ pub struct Attr {
     /// The union's bytes inline (no allocation per call): `len` of them are the kernel's.
     bytes: [u8; ATTR_MAX],
     len: usize,
+    /// Past this offset every byte is still zero (the copy filled less than the union), so
+    /// `CHECK_ATTR` need not read them.
+    dirty: usize,
 }
 
 /// Room for the largest `union bpf_attr` of any profile (168 bytes in 6.18).
@@ -283,6 +286,7 @@ impl Attr {
         Attr {
             bytes: [0; ATTR_MAX],
             len: size.min(ATTR_MAX),
+            dirty: 0,
         }
     }
 
@@ -291,7 +295,15 @@ impl Attr {
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.dirty = self.len;
         &mut self.bytes[..self.len]
+    }
+
+    /// The first `n` bytes (at most the union's), to be filled: the copy from user space.
+    pub fn head_mut(&mut self, n: usize) -> &mut [u8] {
+        let n = n.min(self.len);
+        self.dirty = self.dirty.max(n);
+        &mut self.bytes[..n]
     }
 
     pub fn u32(&self, off: usize) -> u32 {
@@ -317,8 +329,9 @@ impl Attr {
     }
 
     pub fn set_u32(&mut self, off: usize, v: u32) {
-        if let Some(s) = self.bytes_mut().get_mut(off..off + 4) {
+        if let Some(s) = self.bytes[..self.len].get_mut(off..off.saturating_add(4)) {
             s.copy_from_slice(&v.to_le_bytes());
+            self.dirty = self.dirty.max(off + 4);
         }
     }
 
@@ -330,7 +343,11 @@ impl Attr {
 
     /// The first non-zero byte at or after `from`, if any (`memchr_inv(.., 0, ..)`).
     pub fn first_nonzero_from(&self, from: usize) -> Option<usize> {
-        let tail = self.bytes().get(from..)?;
+        if from >= self.dirty {
+            // Never written: zero (but an offset past the union is still "no such byte").
+            return None;
+        }
+        let tail = &self.bytes[from..self.dirty];
         // Eight bytes at a time: every call checks the union's tail, so this is hot.
         let words = tail.chunks_exact(8);
         let rest = words.remainder();

@@ -41,9 +41,10 @@ pub fn bpf_map_do_batch(ctx: &mut Ctx, attr: &Attr, uattr: u64, cmd: BpfCmd) -> 
     let has_read = cmd == BpfCmd::MAP_LOOKUP_BATCH || cmd == BpfCmd::MAP_LOOKUP_AND_DELETE_BATCH;
     let has_write = cmd != BpfCmd::MAP_LOOKUP_BATCH;
     check_attr(ctx, F, cmd, attr)?;
-    let (file, map) = bpf_map_get(ctx, F, attr.u32(off::MAP_FD))?;
-    let _writer = has_write.then(|| WriteActive::new(&map));
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, attr.u32(off::MAP_FD))?;
+    let (file, map) = fd.parts();
+    let _writer = has_write.then(|| WriteActive::new(map));
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, has_read && !mode.can_read => Errno::EPERM,
         "the fd can read (LOOKUP and LOOKUP_AND_DELETE)", "fd readable={}", mode.can_read);
     check!(ctx, F, has_write && !mode.can_write => Errno::EPERM,
@@ -74,13 +75,13 @@ pub fn bpf_map_do_batch(ctx: &mut Ctx, attr: &Attr, uattr: u64, cmd: BpfCmd) -> 
             Errno::ENOTSUPP,
             || format!("{:?} has no {}", map.desc.map_type, cmd.full_name()),
         )),
-        (BatchImpl::Htab, BpfCmd::MAP_LOOKUP_BATCH) => htab_lookup_batch(ctx, &map, &b, false),
-        (BatchImpl::Htab, _) => htab_lookup_batch(ctx, &map, &b, true),
-        (BatchImpl::Rhtab, BpfCmd::MAP_LOOKUP_BATCH) => rhtab_lookup_batch(ctx, &map, &b, false),
-        (BatchImpl::Rhtab, _) => rhtab_lookup_batch(ctx, &map, &b, true),
-        (BatchImpl::Generic, BpfCmd::MAP_LOOKUP_BATCH) => generic_map_lookup_batch(ctx, &map, &b),
-        (BatchImpl::Generic, BpfCmd::MAP_UPDATE_BATCH) => generic_map_update_batch(ctx, &map, &b),
-        (BatchImpl::Generic, _) => generic_map_delete_batch(ctx, &map, &b),
+        (BatchImpl::Htab, BpfCmd::MAP_LOOKUP_BATCH) => htab_lookup_batch(ctx, map, &b, false),
+        (BatchImpl::Htab, _) => htab_lookup_batch(ctx, map, &b, true),
+        (BatchImpl::Rhtab, BpfCmd::MAP_LOOKUP_BATCH) => rhtab_lookup_batch(ctx, map, &b, false),
+        (BatchImpl::Rhtab, _) => rhtab_lookup_batch(ctx, map, &b, true),
+        (BatchImpl::Generic, BpfCmd::MAP_LOOKUP_BATCH) => generic_map_lookup_batch(ctx, map, &b),
+        (BatchImpl::Generic, BpfCmd::MAP_UPDATE_BATCH) => generic_map_update_batch(ctx, map, &b),
+        (BatchImpl::Generic, _) => generic_map_delete_batch(ctx, map, &b),
     }
 }
 
@@ -136,7 +137,10 @@ fn generic_map_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch) -> Result<()
     let ksize = map.desc.key_size as usize;
     let mut prev: Option<Vec<u8>> = None;
     if b.in_batch != 0 {
-        prev = Some(ctx.copy_from_user(F, "in_batch (a key) is readable", b.in_batch, ksize)?);
+        prev = Some(
+            ctx.copy_from_user(F, "in_batch (a key) is readable", b.in_batch, ksize)?
+                .into_vec(),
+        );
     }
     let mut cp = 0u32;
     let mut err: Result<(), Errno> = Ok(());
@@ -329,10 +333,19 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
     let mut total = 0u32;
     let mut first = true;
     let result;
+    // One bucket's keys and values at a time, as the kernel's buffers hold them.
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
     loop {
-        let step = map
-            .ops()
-            .htab_batch_step(batch, b.count - total, delete, vsize);
+        keys.clear();
+        values.clear();
+        let step = map.ops().htab_batch_step(
+            batch,
+            b.count - total,
+            delete,
+            vsize,
+            &mut keys,
+            &mut values,
+        );
         let starting = std::mem::replace(&mut first, false);
         match step {
             Some(HtabStep::End { n_buckets }) => {
@@ -372,11 +385,9 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
             }
             Some(HtabStep::Taken {
                 bucket,
-                elems,
+                n,
                 n_buckets,
             }) => {
-                let keys: Vec<u8> = elems.iter().flat_map(|(k, _)| k.clone()).collect();
-                let values: Vec<u8> = elems.iter().flat_map(|(_, v)| v.clone()).collect();
                 ctx.copy_to_user(
                     F,
                     "the keys array is writable",
@@ -389,7 +400,7 @@ fn htab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> Re
                     b.values.wrapping_add(total as u64 * vsize as u64),
                     &values,
                 )?;
-                total += elems.len() as u32;
+                total += n;
                 batch = bucket + 1;
                 if batch >= n_buckets {
                     result = Err(ctx.fail(
@@ -458,7 +469,7 @@ fn rhtab_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch, delete: bool) -> R
                 String::new,
             ));
         }
-        Some(cursor)
+        Some(cursor.into_vec())
     } else {
         first_key(ctx, map, None)
     };

@@ -4,31 +4,34 @@
 
 use super::{bpf_map_get, check_attr, map_get_sys_perms, WriteActive, FILE};
 use crate::check;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, UserBytes};
 use crate::errno::Errno;
 use crate::map::{bpf_map_value_size, BpfMap};
 use crate::uapi::{elem_flags::*, Attr, BpfCmd, ElemAttr, MapType};
 use std::sync::atomic::Ordering;
 
-/// `__bpf_copy_key()` / `___bpf_copy_key()`: `key_size` bytes from user space; a keyless
-/// map wants a NULL pointer.
+/// `__bpf_copy_key()` / `___bpf_copy_key()`: `key_size` bytes from user space into `key`; a
+/// keyless map wants a NULL pointer. (The buffer is the caller's, so the copy lands where the
+/// key is used: no allocation and no move of the buffer per call.)
 fn bpf_copy_key(
     ctx: &mut Ctx,
     func: &'static str,
     ukey: u64,
     key_size: u32,
-) -> Result<Vec<u8>, Errno> {
+    key: &mut UserBytes,
+) -> Result<(), Errno> {
     if key_size > 0 {
-        return ctx.copy_from_user(
+        *key = UserBytes::zeroed(key_size as usize);
+        return ctx.copy_from_user_into(
             func,
             "the key pointer is readable for key_size bytes",
             ukey,
-            key_size as usize,
+            key,
         );
     }
     check!(ctx, func, ukey != 0 => Errno::EINVAL,
         "a map without keys takes a NULL key pointer", "key={ukey:#x}");
-    Ok(Vec::new())
+    Ok(())
 }
 
 /// `bpf_map_value_size(map, flags)`: with 7.2's BPF_F_CPU or BPF_F_ALL_CPUS one CPU's value.
@@ -104,19 +107,21 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
             "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
     }
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, !mode.can_read => Errno::EPERM,
         "the fd was opened for reading", "fd readable={}", mode.can_read);
     if op_flags {
-        bpf_map_check_op_flags(ctx, &map, a.flags, BPF_F_LOCK | BPF_F_CPU)?;
+        bpf_map_check_op_flags(ctx, map, a.flags, BPF_F_LOCK | BPF_F_CPU)?;
     } else {
         check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
             "BPF_F_LOCK needs a bpf_spin_lock in the value",
             "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
     }
-    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let mut value = vec![0u8; value_size(ctx, &map, a.flags)];
+    let mut key = UserBytes::zeroed(0);
+    bpf_copy_key(ctx, F, a.key, map.desc.key_size, &mut key)?;
+    let mut value = UserBytes::zeroed(value_size(ctx, map, a.flags));
     ctx.note(
         F,
         FILE,
@@ -127,8 +132,7 @@ pub fn map_lookup_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
         // A bloom filter is asked about a value: it is read from user space, nothing is
         // written back.
         let what = "the value pointer is readable (a bloom filter reads it)";
-        let v = ctx.copy_from_user(F, what, a.value, value.len())?;
-        value.copy_from_slice(&v);
+        ctx.copy_from_user_into(F, what, a.value, &mut value)?;
         let r = map
             .ops()
             .map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, a.flags);
@@ -152,26 +156,29 @@ pub fn map_update_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_UPDATE_ELEM, attr)?;
     let a = ElemAttr::decode(attr);
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
-    let _writer = WriteActive::new(&map);
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
+    let _writer = WriteActive::new(map);
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, !mode.can_write => Errno::EPERM,
         "the fd was opened for writing and the map is not frozen",
         "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
     if ctx.profile().percpu_cpu_flags {
-        bpf_map_check_op_flags(ctx, &map, a.flags, !0)?;
+        bpf_map_check_op_flags(ctx, map, a.flags, !0)?;
     } else {
         check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
             "BPF_F_LOCK needs a bpf_spin_lock in the value",
             "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
     }
-    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let vsize = value_size(ctx, &map, a.flags);
-    let value = ctx.copy_from_user(
+    let mut key = UserBytes::zeroed(0);
+    bpf_copy_key(ctx, F, a.key, map.desc.key_size, &mut key)?;
+    let vsize = value_size(ctx, map, a.flags);
+    let mut value = UserBytes::zeroed(vsize);
+    ctx.copy_from_user_into(
         F,
         "the value pointer is readable for the value size",
         a.value,
-        vsize,
+        &mut value,
     )?;
     ctx.enter("bpf_map_update_value", FILE, || {
         format!("{:?}", map.desc.map_type)
@@ -188,13 +195,15 @@ pub fn map_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_DELETE_ELEM, attr)?;
     let a = ElemAttr::decode(attr);
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
-    let _writer = WriteActive::new(&map);
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
+    let _writer = WriteActive::new(map);
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, !mode.can_write => Errno::EPERM,
         "the fd was opened for writing and the map is not frozen",
         "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());
-    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
+    let mut key = UserBytes::zeroed(0);
+    bpf_copy_key(ctx, F, a.key, map.desc.key_size, &mut key)?;
     let r = map.ops().map_delete_elem(ctx, &map.desc, &key);
     r
 }
@@ -205,18 +214,21 @@ pub fn map_get_next_key(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_GET_NEXT_KEY, attr)?;
     let a = ElemAttr::decode(attr);
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, !mode.can_read => Errno::EPERM,
         "the fd was opened for reading", "fd readable={}", mode.can_read);
     // A NULL key asks for the first key; nothing is copied.
     let key = if a.key != 0 {
-        Some(bpf_copy_key(ctx, F, a.key, map.desc.key_size)?)
+        let mut key = UserBytes::zeroed(0);
+        bpf_copy_key(ctx, F, a.key, map.desc.key_size, &mut key)?;
+        Some(key)
     } else {
         ctx.note(F, FILE, "a NULL key asks for the first key", String::new);
         None
     };
-    let mut next_key = vec![0u8; map.desc.key_size as usize];
+    let mut next_key = UserBytes::zeroed(map.desc.key_size as usize);
     map.ops()
         .map_get_next_key(ctx, &map.desc, key.as_deref(), &mut next_key)?;
     ctx.copy_to_user(
@@ -235,9 +247,10 @@ pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errn
     let a = ElemAttr::decode(attr);
     check!(ctx, F, a.flags & !BPF_F_LOCK != 0 => Errno::EINVAL,
         "flags are 0 or BPF_F_LOCK (checked before the fd)", "flags={:#x}", a.flags);
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
-    let _writer = WriteActive::new(&map);
-    let mode = map_get_sys_perms(&map, &file);
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
+    let _writer = WriteActive::new(map);
+    let mode = map_get_sys_perms(map, file);
     check!(ctx, F, !mode.can_read || !mode.can_write => Errno::EPERM,
         "the fd can read and write, and the map is not frozen",
         "readable={} writable={} frozen={}", file.f_mode.can_read, file.f_mode.can_write, map.is_frozen());
@@ -247,8 +260,9 @@ pub fn map_lookup_and_delete_elem(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errn
     check!(ctx, F, a.flags & BPF_F_LOCK != 0 && !map.desc.has_spin_lock => Errno::EINVAL,
         "BPF_F_LOCK needs a bpf_spin_lock in the value",
         "flags={:#x} has_spin_lock={}", a.flags, map.desc.has_spin_lock);
-    let key = bpf_copy_key(ctx, F, a.key, map.desc.key_size)?;
-    let mut value = vec![0u8; value_size(ctx, &map, 0)];
+    let mut key = UserBytes::zeroed(0);
+    bpf_copy_key(ctx, F, a.key, map.desc.key_size, &mut key)?;
+    let mut value = UserBytes::zeroed(value_size(ctx, map, 0));
     let r = map
         .ops()
         .map_lookup_and_delete_elem(ctx, &map.desc, &key, &mut value, a.flags);
@@ -279,14 +293,15 @@ pub fn map_freeze(ctx: &mut Ctx, attr: &Attr) -> Result<(), Errno> {
     ctx.enter(F, FILE, String::new);
     check_attr(ctx, F, BpfCmd::MAP_FREEZE, attr)?;
     let a = ElemAttr::decode(attr);
-    let (file, map) = bpf_map_get(ctx, F, a.map_fd)?;
+    let fd = bpf_map_get(ctx, F, a.map_fd)?;
+    let (file, map) = fd.parts();
     check!(ctx, F, map.desc.map_type == MapType::STRUCT_OPS || map.desc.has_spin_lock => Errno::ENOTSUPP,
         "not a struct_ops map and no BTF special fields in the value",
         "map_type={:?} has_spin_lock={}", map.desc.map_type, map.desc.has_spin_lock);
     // 6.1 never looks at the fd's access mode here, and asks for CAP_BPF last instead.
     let needs_bpf_capable = ctx.profile().freeze_needs_bpf_capable;
     if !needs_bpf_capable {
-        let mode = map_get_sys_perms(&map, &file);
+        let mode = map_get_sys_perms(map, file);
         check!(ctx, F, !mode.can_write => Errno::EPERM,
             "the fd can write (a frozen map cannot be written, so a second freeze fails here)",
             "fd writable={} frozen={}", file.f_mode.can_write, map.is_frozen());

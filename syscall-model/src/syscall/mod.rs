@@ -57,9 +57,8 @@ pub fn sys_bpf(
     let size = (size as usize).min(attr_size);
     let mut attr = Attr::zeroed(attr_size);
     if size > 0 {
-        let bytes =
-            ctx.copy_from_user(F, "copy_from_bpfptr(): the attr is readable", uattr, size)?;
-        attr.bytes_mut()[..size].copy_from_slice(&bytes);
+        let what = "copy_from_bpfptr(): the attr is readable";
+        ctx.copy_from_user_into(F, what, uattr, attr.head_mut(size))?;
     }
     ctx.note(
         F,
@@ -188,12 +187,22 @@ pub(crate) fn check_attr(
     Ok(())
 }
 
+/// What `fdget()` + `__bpf_map_get()` hand back: the open file, known to be a map. The map is
+/// borrowed from the file, so a command takes one reference, as `fdget` does.
+pub(crate) struct MapFd(Arc<File>);
+
+impl MapFd {
+    /// The file and its map.
+    pub(crate) fn parts(&self) -> (&File, &Arc<BpfMap>) {
+        match self.0.map() {
+            Some(map) => (&self.0, map),
+            None => unreachable!("bpf_map_get() hands out map files only"),
+        }
+    }
+}
+
 /// `fdget(ufd)` + `__bpf_map_get()`: EBADF if the fd is not open, EINVAL if it is not a map.
-pub(crate) fn bpf_map_get(
-    ctx: &mut Ctx,
-    func: &'static str,
-    ufd: u32,
-) -> Result<(Arc<File>, Arc<BpfMap>), Errno> {
+pub(crate) fn bpf_map_get(ctx: &mut Ctx, func: &'static str, ufd: u32) -> Result<MapFd, Errno> {
     let file = ctx.process.fds().get(ufd);
     let Some(file) = file else {
         return Err(
@@ -202,7 +211,7 @@ pub(crate) fn bpf_map_get(
             }),
         );
     };
-    let Some(map) = file.map().cloned() else {
+    let Some(map) = file.map() else {
         return Err(ctx.fail(
             func,
             FILE,
@@ -219,7 +228,7 @@ pub(crate) fn bpf_map_get(
             map.desc.map_type
         )
     });
-    Ok((file, map))
+    Ok(MapFd(file))
 }
 
 /// `__bpf_prog_get()` (via `bpf_prog_get_type` and friends): the model has no programs, so a
@@ -255,16 +264,16 @@ pub(crate) fn map_get_sys_perms(map: &BpfMap, file: &File) -> FMode {
 }
 
 /// `bpf_map_write_active_inc()`/`_dec()` around a writing command.
-pub(crate) struct WriteActive(Arc<BpfMap>);
+pub(crate) struct WriteActive<'a>(&'a BpfMap);
 
-impl WriteActive {
-    pub(crate) fn new(map: &Arc<BpfMap>) -> WriteActive {
+impl WriteActive<'_> {
+    pub(crate) fn new(map: &BpfMap) -> WriteActive<'_> {
         map.writecnt.fetch_add(1, Ordering::AcqRel);
-        WriteActive(map.clone())
+        WriteActive(map)
     }
 }
 
-impl Drop for WriteActive {
+impl Drop for WriteActive<'_> {
     fn drop(&mut self) {
         self.0.writecnt.fetch_sub(1, Ordering::AcqRel);
     }

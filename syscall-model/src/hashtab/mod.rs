@@ -12,6 +12,8 @@
 //! which may first evict the element of an old node. The kernel takes that node before it
 //! looks at the key, so even an update that then fails with EEXIST or ENOENT can evict.
 
+mod buckets;
+
 use crate::bpf_lru_list::BpfLru;
 use crate::check;
 use crate::ctx::Ctx;
@@ -20,7 +22,8 @@ use crate::jhash::{jhash, jhash2};
 use crate::map::{round_up, BatchOps, BpfMap, BpfMapOps, HtabStep, MapDesc, PercpuLayout};
 use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use buckets::{Buckets, NIL};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const FILE: &str = "kernel/bpf/hashtab.c";
@@ -167,7 +170,15 @@ fn htab_map_alloc_with(
         percpu: is_percpu(t).then_some(layout),
         prealloc: !attr.has(BPF_F_NO_PREALLOC),
         ncpus: ncpus as usize,
-        buckets: Buckets::default(),
+        buckets: Buckets::new(
+            n_buckets as u32,
+            desc.key_size as usize,
+            if is_percpu(t) {
+                layout.elem_len()
+            } else {
+                desc.value_size as usize
+            },
+        ),
         count: 0,
         pending_inner: None,
         elem_size: ctx.profile().htab_elem_size as u64
@@ -187,67 +198,6 @@ fn htab_map_alloc_with(
     Ok((desc, Box::new(htab)))
 }
 
-struct Elem {
-    hash: u32,
-    key: Box<[u8]>,
-    /// `value_size` bytes, or for per-CPU maps one 8-byte-rounded slot per possible CPU.
-    value: Box<[u8]>,
-    /// HASH_OF_MAPS: the inner map the value fd referred to (held, so it stays alive).
-    inner: Option<Arc<BpfMap>>,
-    /// LRU maps: the element's LRU node.
-    node: Option<u32>,
-}
-
-/// `htab->buckets`: the non-empty buckets by index, each list oldest first (its head, the
-/// newest element, is the last entry). Lookups go straight to a bucket; the walks
-/// (get_next_key, the batches) take the next non-empty bucket in index order from `order`.
-/// Memory follows what is stored, not `n_buckets` (the kernel allocates every bucket).
-#[derive(Default)]
-struct Buckets {
-    lists: HashMap<u32, Vec<Elem>, crate::index_hash::IndexBuild>,
-    order: BTreeSet<u32>,
-}
-
-impl Buckets {
-    fn get(&self, b: &u32) -> Option<&Vec<Elem>> {
-        self.lists.get(b)
-    }
-
-    fn get_mut(&mut self, b: &u32) -> Option<&mut Vec<Elem>> {
-        self.lists.get_mut(b)
-    }
-
-    /// Takes a whole bucket out.
-    fn remove(&mut self, b: &u32) -> Option<Vec<Elem>> {
-        self.order.remove(b);
-        self.lists.remove(b)
-    }
-
-    /// Drops bucket `b` if its list is empty.
-    fn drop_if_empty(&mut self, b: u32) {
-        if self.lists.get(&b).is_some_and(Vec::is_empty) {
-            self.remove(&b);
-        }
-    }
-
-    /// Puts `e` at the head of bucket `b`.
-    fn push_head(&mut self, b: u32, e: Elem) {
-        self.lists
-            .entry(b)
-            .or_insert_with(|| {
-                self.order.insert(b);
-                Vec::new()
-            })
-            .push(e);
-    }
-
-    /// The first non-empty bucket at or after `from`.
-    fn first_from(&self, from: u32) -> Option<(u32, &Vec<Elem>)> {
-        let b = *self.order.range(from..).next()?;
-        self.lists.get(&b).map(|l| (b, l))
-    }
-}
-
 /// `struct bpf_htab` for every hash flavour.
 struct Htab {
     /// LRU_HASH and LRU_PERCPU_HASH: `htab->lru`.
@@ -262,6 +212,7 @@ struct Htab {
     percpu: Option<PercpuLayout>,
     prealloc: bool,
     ncpus: usize,
+    /// `htab->buckets` and the elements on them.
     buckets: Buckets,
     count: u32,
     /// The inner map an update of HASH_OF_MAPS is about to store.
@@ -298,30 +249,11 @@ impl Htab {
         hash & (self.n_buckets - 1)
     }
 
-    /// `lookup_elem_raw()`: (bucket, position in the stored list).
+    /// `lookup_elem_raw()`: (hash, bucket, the element's slot if the key is there).
     fn find(&self, key: &[u8]) -> (u32, u32, Option<usize>) {
         let hash = self.hash(key);
         let b = self.bucket_of(hash);
-        let pos = self
-            .buckets
-            .get(&b)
-            .and_then(|l| l.iter().position(|e| e.hash == hash && *e.key == *key));
-        (hash, b, pos)
-    }
-
-    fn elem(&self, b: u32, pos: usize) -> &Elem {
-        &self.buckets.get(&b).expect("bucket of a found element")[pos]
-    }
-
-    fn unlink(&mut self, b: u32, pos: usize) -> Elem {
-        let list = self.buckets.get_mut(&b).expect("bucket of a found element");
-        let e = list.remove(pos);
-        self.buckets.drop_if_empty(b);
-        e
-    }
-
-    fn link_at_head(&mut self, b: u32, e: Elem) {
-        self.buckets.push_head(b, e);
+        (hash, b, self.buckets.find(b, hash, key))
     }
 
     /// `check_flags()`: NOEXIST on an existing key, EXIST on a missing one.
@@ -350,6 +282,20 @@ impl Htab {
         self.count += 1;
         Ok(())
     }
+
+    /// A new element at the head of bucket `b` holding `value` (a plain hash's bytes).
+    fn link_new(&mut self, b: u32, hash: u32, key: &[u8], value: &[u8], node: u32) -> usize {
+        let e = self.buckets.push_head(b, hash, key, node);
+        self.set_value(e, value);
+        e
+    }
+
+    /// Overwrites a plain hash element's value.
+    fn set_value(&mut self, e: usize, value: &[u8]) {
+        let v = self.buckets.value_mut(e);
+        let n = v.len().min(value.len());
+        v[..n].copy_from_slice(&value[..n]);
+    }
 }
 
 impl BpfMapOps for Htab {
@@ -366,8 +312,8 @@ impl BpfMapOps for Htab {
         } else {
             "htab_map_lookup_elem"
         };
-        let (_, b, pos) = self.find(key);
-        let Some(pos) = pos else {
+        let (_, _, e) = self.find(key);
+        let Some(e) = e else {
             return Err(
                 ctx.fail(f, FILE, "the key is in the table", Errno::ENOENT, || {
                     "no such key".into()
@@ -376,11 +322,10 @@ impl BpfMapOps for Htab {
         };
         // A per-CPU value is copied whole, rounded slots included; a plain one is value_size;
         // HASH_OF_MAPS gives the inner map's id (bpf_fd_htab_map_lookup_elem).
-        let e = self.elem(b, pos);
-        match (&e.inner, self.percpu) {
+        match (self.buckets.inner(e), self.percpu) {
             (Some(inner), _) => value.copy_from_slice(&inner.id().to_le_bytes()),
-            (None, Some(layout)) => layout.load(&e.value, value, flags),
-            (None, None) => value.copy_from_slice(&e.value[..value.len()]),
+            (None, Some(layout)) => layout.load(self.buckets.value(e), value, flags),
+            (None, None) => value.copy_from_slice(&self.buckets.value(e)[..value.len()]),
         }
         Ok(())
     }
@@ -396,7 +341,7 @@ impl BpfMapOps for Htab {
         if self.lru.is_some() {
             return match self.percpu {
                 Some(layout) => self.lru_percpu_update(ctx, key, value, flags, layout),
-                None => self.lru_update(ctx, map, key, value, flags),
+                None => self.lru_update(ctx, key, value, flags),
             };
         }
         if let Some(layout) = self.percpu {
@@ -410,27 +355,16 @@ impl BpfMapOps for Htab {
                 check!(ctx, F, flags > BPF_EXIST => Errno::EINVAL,
                     "flags are BPF_ANY, BPF_NOEXIST or BPF_EXIST", "flags={flags:#x}");
             }
-            let (hash, b, pos) = self.find(key);
-            Htab::check_flags(ctx, pos.is_some(), flags)?;
-            match pos {
-                Some(pos) => {
-                    // pcpu_copy_value() in place.
-                    let list = self.buckets.get_mut(&b).expect("found bucket");
-                    layout.store(&mut list[pos].value, value, flags);
-                }
+            let (hash, b, e) = self.find(key);
+            Htab::check_flags(ctx, e.is_some(), flags)?;
+            match e {
+                // pcpu_copy_value() in place.
+                Some(e) => layout.store(self.buckets.value_mut(e), value, flags),
                 None => {
                     self.alloc_new(ctx, map)?;
                     // pcpu_init_value(): fresh per-CPU memory is zeroed, then written.
-                    let mut slots = vec![0u8; layout.elem_len()].into_boxed_slice();
-                    layout.store(&mut slots, value, flags);
-                    let e = Elem {
-                        hash,
-                        key: key.into(),
-                        value: slots,
-                        inner: None,
-                        node: None,
-                    };
-                    self.link_at_head(b, e);
+                    let e = self.buckets.push_head(b, hash, key, NIL);
+                    layout.store(self.buckets.value_mut(e), value, flags);
                 }
             }
             return Ok(());
@@ -447,47 +381,44 @@ impl BpfMapOps for Htab {
         check!(ctx, F, flags & BPF_F_LOCK != 0 && !map.has_spin_lock => Errno::EINVAL,
             "BPF_F_LOCK needs a bpf_spin_lock in the value",
             "flags={flags:#x} has_spin_lock={}", map.has_spin_lock);
-        let (hash, b, pos) = self.find(key);
-        Htab::check_flags(ctx, pos.is_some(), flags)?;
+        let (hash, b, old) = self.find(key);
+        Htab::check_flags(ctx, old.is_some(), flags)?;
         let inner = self.pending_inner.take();
-        match pos {
-            Some(pos) if inner.is_some() && self.in_place_of_maps => {
+        match old {
+            Some(old) if inner.is_some() && self.in_place_of_maps => {
                 // 7.2's htab_map_update_elem_in_place(): swap the inner map, keep the place.
-                let list = self.buckets.get_mut(&b).expect("found bucket");
-                list[pos].inner = inner;
+                self.buckets.set_inner(old, inner);
                 return Ok(());
             }
-            Some(pos) => {
+            Some(old) => {
                 // The new element goes to the bucket head and the old one is unlinked, so a
                 // replaced key moves to the front of its bucket.
-                self.unlink(b, pos);
+                self.set_value(old, value);
+                self.buckets.set_inner(old, inner);
+                self.buckets.move_to_head(old);
+                return Ok(());
             }
             None => self.alloc_new(ctx, map)?,
         }
-        let e = Elem {
-            hash,
-            key: key.into(),
-            value: value[..map.value_size as usize].into(),
-            inner,
-            node: None,
-        };
-        self.link_at_head(b, e);
+        let e = self.link_new(b, hash, key, value, NIL);
+        self.buckets.set_inner(e, inner);
         Ok(())
     }
 
     fn map_delete_elem(&mut self, ctx: &mut Ctx, _map: &MapDesc, key: &[u8]) -> Result<(), Errno> {
         const F: &str = "htab_map_delete_elem";
-        let (_, b, pos) = self.find(key);
-        let Some(pos) = pos else {
+        let (_, _, e) = self.find(key);
+        let Some(e) = e else {
             return Err(
                 ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || {
                     "no such key".into()
                 }),
             );
         };
-        let e = self.unlink(b, pos);
+        let node = self.buckets.node(e);
+        self.buckets.remove(e);
         self.count -= 1;
-        self.lru_push_free(e.node);
+        self.lru_push_free(node);
         Ok(())
     }
 
@@ -501,18 +432,22 @@ impl BpfMapOps for Htab {
         const F: &str = "htab_map_get_next_key";
         // A NULL or missing key starts over at bucket 0.
         let mut from = 0u32;
+        let mut next = None;
         if let Some(key) = key {
-            let (_, b, pos) = self.find(key);
-            match pos {
-                Some(pos) if pos > 0 => {
-                    // The next element of the same bucket (one older).
-                    next_key.copy_from_slice(&self.elem(b, pos - 1).key);
-                    ctx.note(F, FILE, "the next element of the same bucket", || {
-                        format!("bucket {b}")
-                    });
-                    return Ok(());
+            let (_, b, e) = self.find(key);
+            match e {
+                Some(e) => {
+                    next = self.buckets.next(e);
+                    if let Some(n) = next.filter(|&n| self.buckets.bucket(n) == b) {
+                        // The next element of the same bucket (one older).
+                        next_key.copy_from_slice(self.buckets.key(n));
+                        ctx.note(F, FILE, "the next element of the same bucket", || {
+                            format!("bucket {b}")
+                        });
+                        return Ok(());
+                    }
+                    from = b + 1;
                 }
-                Some(_) => from = b + 1,
                 None => ctx.note(
                     F,
                     FILE,
@@ -521,9 +456,13 @@ impl BpfMapOps for Htab {
                 ),
             }
         }
-        match self.buckets.first_from(from) {
-            Some((b, list)) => {
-                next_key.copy_from_slice(&list.last().expect("non-empty bucket").key);
+        if from == 0 {
+            next = self.buckets.first_from(0);
+        }
+        match next {
+            Some(head) => {
+                next_key.copy_from_slice(self.buckets.key(head));
+                let b = self.buckets.bucket(head);
                 ctx.note(F, FILE, "the head of the next non-empty bucket", || {
                     format!("bucket {b}")
                 });
@@ -567,38 +506,41 @@ impl BpfMapOps for Htab {
         room: u32,
         delete: bool,
         value_len: usize,
+        keys: &mut Vec<u8>,
+        values: &mut Vec<u8>,
     ) -> Option<HtabStep> {
         // Empty buckets are skipped; past the last one the walk ends.
-        let Some((b, list)) = self.buckets.first_from(from) else {
+        let Some(head) = self.buckets.first_from(from) else {
             return Some(HtabStep::End {
                 n_buckets: self.n_buckets,
             });
         };
-        if list.len() as u32 > room {
+        let b = self.buckets.bucket(head);
+        let run = self.buckets.run(head);
+        if run as u32 > room {
             // A bucket is taken whole or not at all.
             return Some(HtabStep::NoRoom { bucket: b });
         }
-        let mut elems = Vec::new();
-        for e in list.iter().rev() {
-            let mut v = vec![0u8; value_len];
-            match &e.inner {
-                Some(inner) => v.copy_from_slice(&inner.id().to_le_bytes()),
-                None => v.copy_from_slice(&e.value[..value_len]),
+        for e in head..head + run {
+            keys.extend_from_slice(self.buckets.key(e));
+            match self.buckets.inner(e) {
+                Some(inner) => values.extend_from_slice(&inner.id().to_le_bytes()),
+                None => values.extend_from_slice(&self.buckets.value(e)[..value_len]),
             }
-            elems.push((e.key.to_vec(), v));
         }
         if delete {
-            let list = self.buckets.remove(&b).expect("the bucket just walked");
-            self.count -= elems.len() as u32;
             // The walk stacks the deleted elements (node_to_free) and frees them after the
             // bucket: the last one walked (the bucket's oldest) first.
-            for e in list {
-                self.lru_push_free(e.node);
+            let nodes: Vec<u32> = (head..head + run).map(|e| self.buckets.node(e)).collect();
+            self.buckets.remove_run(head, run);
+            self.count -= run as u32;
+            for node in nodes.into_iter().rev() {
+                self.lru_push_free(node);
             }
         }
         Some(HtabStep::Taken {
             bucket: b,
-            elems,
+            n: run as u32,
             n_buckets: self.n_buckets,
         })
     }
@@ -610,8 +552,8 @@ impl BpfMapOps for Htab {
 
 impl Htab {
     /// `htab_lru_push_free()`: an LRU element's node goes back to the LRU.
-    fn lru_push_free(&mut self, node: Option<u32>) {
-        if let (Some(lru), Some(node)) = (self.lru.as_mut(), node) {
+    fn lru_push_free(&mut self, node: u32) {
+        if let (Some(lru), true) = (self.lru.as_mut(), node != NIL) {
             lru.push_free(node);
         }
     }
@@ -628,20 +570,22 @@ impl Htab {
         let n_buckets = self.n_buckets;
         let buckets = &mut self.buckets;
         let count = &mut self.count;
-        let mut evicted: Vec<Box<[u8]>> = Vec::new();
+        let tracing = ctx.tracing();
+        let mut evicted: Vec<Vec<u8>> = Vec::new();
         let lru = self.lru.as_mut().expect("an LRU map");
         let node = lru.pop_free(cpu, hash, &mut |id, h| {
             let b = h & (n_buckets - 1);
-            let Some(list) = buckets.get_mut(&b) else {
+            let Some(head) = buckets.first_from(b).filter(|&e| buckets.bucket(e) == b) else {
                 return false;
             };
-            let Some(pos) = list.iter().position(|e| e.node == Some(id)) else {
+            let Some(e) = (head..head + buckets.run(head)).find(|&e| buckets.node(e) == id) else {
                 return false;
             };
-            let e = list.remove(pos);
-            buckets.drop_if_empty(b);
+            if tracing {
+                evicted.push(buckets.key(e).to_vec());
+            }
+            buckets.remove(e);
             *count -= 1;
-            evicted.push(e.key);
             true
         });
         for key in evicted {
@@ -669,7 +613,6 @@ impl Htab {
     fn lru_update(
         &mut self,
         ctx: &mut Ctx,
-        map: &MapDesc,
         key: &[u8],
         value: &[u8],
         flags: u64,
@@ -682,23 +625,24 @@ impl Htab {
         let node = self.prealloc_lru_pop(ctx, F, hash)?;
         let (_, _, old) = self.find(key);
         if let Err(e) = Htab::check_flags(ctx, old.is_some(), flags) {
-            self.lru_push_free(Some(node));
+            self.lru_push_free(node);
             return Err(e);
         }
-        let e = Elem {
-            hash,
-            key: key.into(),
-            value: value[..map.value_size as usize].into(),
-            inner: None,
-            node: Some(node),
-        };
-        self.link_at_head(b, e);
-        self.count += 1;
-        if let Some(pos) = old {
-            self.lru.as_mut().expect("an LRU map").set_ref(node);
-            let old = self.unlink(b, pos);
-            self.count -= 1;
-            self.lru_push_free(old.node);
+        match old {
+            Some(old) => {
+                // The new element (with the new node) replaces the old at the bucket's head,
+                // marked referenced; the old element's node is freed.
+                let old_node = self.buckets.node(old);
+                self.buckets.set_node(old, node);
+                self.set_value(old, value);
+                self.buckets.move_to_head(old);
+                self.lru.as_mut().expect("an LRU map").set_ref(node);
+                self.lru_push_free(old_node);
+            }
+            None => {
+                self.link_new(b, hash, key, value, node);
+                self.count += 1;
+            }
         }
         Ok(())
     }
@@ -725,9 +669,9 @@ impl Htab {
         let hash = self.hash(key);
         let b = self.bucket_of(hash);
         let node = if flags != BPF_EXIST {
-            Some(self.prealloc_lru_pop(ctx, F, hash)?)
+            self.prealloc_lru_pop(ctx, F, hash)?
         } else {
-            None
+            NIL
         };
         let (_, _, old) = self.find(key);
         if let Err(e) = Htab::check_flags(ctx, old.is_some(), flags) {
@@ -735,26 +679,17 @@ impl Htab {
             return Err(e);
         }
         match old {
-            Some(pos) => {
-                let list = self.buckets.get_mut(&b).expect("found bucket");
-                let old_node = list[pos].node;
-                layout.store(&mut list[pos].value, value, flags);
-                if let (Some(lru), Some(n)) = (self.lru.as_mut(), old_node) {
-                    lru.set_ref(n);
+            Some(e) => {
+                let old_node = self.buckets.node(e);
+                layout.store(self.buckets.value_mut(e), value, flags);
+                if let (Some(lru), true) = (self.lru.as_mut(), old_node != NIL) {
+                    lru.set_ref(old_node);
                 }
                 self.lru_push_free(node);
             }
             None => {
-                let mut slots = vec![0u8; layout.elem_len()].into_boxed_slice();
-                layout.store(&mut slots, value, flags);
-                let e = Elem {
-                    hash,
-                    key: key.into(),
-                    value: slots,
-                    inner: None,
-                    node,
-                };
-                self.link_at_head(b, e);
+                let e = self.buckets.push_head(b, hash, key, node);
+                layout.store(self.buckets.value_mut(e), value, flags);
                 self.count += 1;
             }
         }
@@ -771,18 +706,19 @@ impl Htab {
         _flags: u64,
     ) -> Result<(), Errno> {
         const F: &str = "__htab_map_lookup_and_delete_elem";
-        let (_, b, pos) = self.find(key);
-        let Some(pos) = pos else {
+        let (_, _, e) = self.find(key);
+        let Some(e) = e else {
             return Err(
                 ctx.fail(F, FILE, "the key is in the table", Errno::ENOENT, || {
                     "no such key".into()
                 }),
             );
         };
-        let e = self.unlink(b, pos);
+        value.copy_from_slice(&self.buckets.value(e)[..value.len()]);
+        let node = self.buckets.node(e);
+        self.buckets.remove(e);
         self.count -= 1;
-        value.copy_from_slice(&e.value[..value.len()]);
-        self.lru_push_free(e.node);
+        self.lru_push_free(node);
         Ok(())
     }
 }

@@ -1,0 +1,543 @@
+//! `htab->buckets` and the elements on them, laid end to end.
+//!
+//! The kernel allocates `n_buckets` `struct bucket`s up front, each an hlist of `htab_elem`s
+//! with the newest at its head, and walks them (get_next_key, the batches) bucket by bucket,
+//! each head first. The model keeps that sequence itself, as an index sorted in walk order
+//! with gaps (ordered linear probing), and the elements in a slab beside it:
+//!
+//! - each index entry is 8 bytes, the element's hash and its record in the slab. Bucket `b`
+//!   has a home position, `b` scaled from `n_buckets` to the index's capacity, so homes keep
+//!   the buckets' order; a bucket's entries sit together at or after its home, newest first,
+//!   before the next bucket's, and no gap separates an entry from its home;
+//! - a lookup reads entries from the home until the bucket ends (usually within one cache
+//!   line) and compares the key of the record whose hash matches;
+//! - the walk order is the index order, so the element after a key is the next entry;
+//! - a record (`[node, 0 | key | value]`, 8-byte aligned) is one slot of the slab, taken in
+//!   the order elements arrive (freed slots first), as the kernel hands out preallocated
+//!   elements; it never moves while the element lives, except when the table shrinks;
+//! - the index's capacity follows the element count (between 2x and 16x), not
+//!   `max_entries`, so a map of 2^24 entries holding ten costs ten elements' worth.
+//!
+//! Positions in the index move as elements come and go: a position is good until the next
+//! change.
+
+use crate::map::BpfMap;
+use std::sync::Arc;
+
+/// No LRU node.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// An unused index entry.
+const EMPTY: u64 = u64::MAX;
+
+/// The record header: the LRU node, and padding to keep the key 8-byte aligned.
+const HEADER: usize = 8;
+
+/// The smallest index capacity (log2) once an element is stored.
+const MIN_CAP_BITS: u32 = 3;
+
+fn round8(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+/// Asks for transparent huge pages under a large index: a lookup reads it at a random place,
+/// and with 4 KiB pages most reads would also miss the TLB.
+fn huge_pages(buf: &mut [u64]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (buf.as_mut_ptr() as usize).next_multiple_of(HUGE);
+        let end = (buf.as_mut_ptr() as usize + buf.len() * 8) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: advice about whole pages inside a buffer this table owns; it changes how
+            // the kernel backs them, never their contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+}
+
+/// The buckets of one hash table and their elements.
+pub(super) struct Buckets {
+    /// log2 of `n_buckets`.
+    n_buckets_bits: u32,
+    key_size: usize,
+    value_len: usize,
+    /// Where the value starts in a record.
+    value_at: usize,
+    /// Bytes of one record.
+    stride: usize,
+    /// log2 of the capacity the homes are spread over (0 while empty).
+    cap_bits: u32,
+    /// The index, in walk order: `hash | record << 32`, or [`EMPTY`]. Its length is the
+    /// capacity plus room past the end for the last buckets' entries.
+    index: Vec<u64>,
+    /// The slab of records.
+    records: Vec<u8>,
+    /// Record slots free for reuse.
+    free: Vec<u32>,
+    /// HASH_OF_MAPS: the inner map each record's element holds (kept alive by it); empty for
+    /// the other types.
+    inner: Vec<Option<Arc<BpfMap>>>,
+    count: usize,
+}
+
+impl Buckets {
+    /// `n_buckets` is a power of two; `value_len` is what a record stores: `value_size`, or
+    /// one 8-byte slot per CPU.
+    pub(super) fn new(n_buckets: u32, key_size: usize, value_len: usize) -> Buckets {
+        let value_at = HEADER + round8(key_size);
+        Buckets {
+            n_buckets_bits: n_buckets.max(1).trailing_zeros(),
+            key_size,
+            value_len,
+            value_at,
+            stride: value_at + round8(value_len),
+            cap_bits: 0,
+            index: Vec::new(),
+            records: Vec::new(),
+            free: Vec::new(),
+            inner: Vec::new(),
+            count: 0,
+        }
+    }
+
+    #[inline]
+    fn entry(&self, i: usize) -> u64 {
+        self.index.get(i).copied().unwrap_or(EMPTY)
+    }
+
+    #[inline]
+    fn used(&self, i: usize) -> bool {
+        self.entry(i) != EMPTY
+    }
+
+    /// The record of the element at position `i`.
+    #[inline]
+    fn rec(&self, i: usize) -> usize {
+        (self.entry(i) >> 32) as usize
+    }
+
+    fn record(&self, i: usize) -> &[u8] {
+        let r = self.rec(i);
+        &self.records[r * self.stride..(r + 1) * self.stride]
+    }
+
+    fn record_mut(&mut self, i: usize) -> &mut [u8] {
+        let (r, s) = (self.rec(i), self.stride);
+        &mut self.records[r * s..(r + 1) * s]
+    }
+
+    #[inline]
+    fn bucket_of_entry(&self, entry: u64) -> u32 {
+        entry as u32 & ((1u64 << self.n_buckets_bits) - 1) as u32
+    }
+
+    /// The bucket of the element at position `i`.
+    pub(super) fn bucket(&self, i: usize) -> u32 {
+        self.bucket_of_entry(self.entry(i))
+    }
+
+    /// The element's LRU node, or [`NIL`].
+    pub(super) fn node(&self, i: usize) -> u32 {
+        let r = self.record(i);
+        u32::from_ne_bytes([r[0], r[1], r[2], r[3]])
+    }
+
+    pub(super) fn set_node(&mut self, i: usize, node: u32) {
+        self.record_mut(i)[..4].copy_from_slice(&node.to_ne_bytes());
+    }
+
+    pub(super) fn key(&self, i: usize) -> &[u8] {
+        &self.record(i)[HEADER..HEADER + self.key_size]
+    }
+
+    pub(super) fn value(&self, i: usize) -> &[u8] {
+        let at = self.value_at;
+        &self.record(i)[at..at + self.value_len]
+    }
+
+    pub(super) fn value_mut(&mut self, i: usize) -> &mut [u8] {
+        let (at, len) = (self.value_at, self.value_len);
+        &mut self.record_mut(i)[at..at + len]
+    }
+
+    pub(super) fn inner(&self, i: usize) -> Option<&Arc<BpfMap>> {
+        self.inner.get(self.rec(i)).and_then(Option::as_ref)
+    }
+
+    /// Sets the inner map of the element at position `i` (dropping the one it held).
+    pub(super) fn set_inner(&mut self, i: usize, map: Option<Arc<BpfMap>>) {
+        let r = self.rec(i);
+        if map.is_some() && self.inner.len() <= r {
+            self.inner.resize(r + 1, None);
+        }
+        if let Some(slot) = self.inner.get_mut(r) {
+            *slot = map;
+        }
+    }
+
+    /// The home position of bucket `b`: buckets spread over the capacity in order.
+    #[inline]
+    fn home(&self, b: u32) -> usize {
+        let b = b as usize;
+        if self.cap_bits >= self.n_buckets_bits {
+            b << (self.cap_bits - self.n_buckets_bits)
+        } else {
+            b >> (self.n_buckets_bits - self.cap_bits)
+        }
+    }
+
+    /// `lookup_elem_raw()`: the position of the element of bucket `b` with this hash and key.
+    #[inline]
+    pub(super) fn find(&self, b: u32, hash: u32, key: &[u8]) -> Option<usize> {
+        let mut i = self.home(b);
+        loop {
+            let e = self.entry(i);
+            if e == EMPTY {
+                return None;
+            }
+            let eb = self.bucket_of_entry(e);
+            if eb > b {
+                return None;
+            }
+            if eb == b && e as u32 == hash && self.key(i) == key {
+                return Some(i);
+            }
+            i += 1;
+        }
+    }
+
+    /// The next element in walk order after position `i`: the next of its bucket, or the head
+    /// of the next non-empty bucket.
+    pub(super) fn next(&self, i: usize) -> Option<usize> {
+        (i + 1..self.index.len()).find(|&j| self.used(j))
+    }
+
+    /// The head of the first non-empty bucket at or after bucket `from`.
+    pub(super) fn first_from(&self, from: u32) -> Option<usize> {
+        if self.count == 0 || u64::from(from) >> self.n_buckets_bits != 0 {
+            return None;
+        }
+        // Entries of earlier buckets may sit past `from`'s home; none of a later one before.
+        (self.home(from)..self.index.len()).find(|&j| self.used(j) && self.bucket(j) >= from)
+    }
+
+    /// The number of elements of the bucket whose head is at position `i`.
+    pub(super) fn run(&self, i: usize) -> usize {
+        let b = self.bucket(i);
+        (i..self.index.len())
+            .take_while(|&j| self.used(j) && self.bucket(j) == b)
+            .count()
+    }
+
+    /// A new element at the head of bucket `b` (`hlist_nulls_add_head_rcu`), its value zeroed
+    /// for the caller to fill. Returns its position.
+    pub(super) fn push_head(&mut self, b: u32, hash: u32, key: &[u8], node: u32) -> usize {
+        if (self.count + 1) << 1 > 1 << self.cap_bits {
+            self.rebuild(self.cap_bits.max(MIN_CAP_BITS - 1) + 1, false);
+        }
+        let rec = match self.free.pop() {
+            Some(r) => r as usize,
+            None => {
+                let r = self.records.len() / self.stride;
+                self.records.resize(self.records.len() + self.stride, 0);
+                r
+            }
+        };
+        let s = self.stride;
+        let r = &mut self.records[rec * s..(rec + 1) * s];
+        r.fill(0);
+        r[..4].copy_from_slice(&node.to_ne_bytes());
+        r[HEADER..HEADER + key.len()].copy_from_slice(key);
+        let entry = u64::from(hash) | (rec as u64) << 32;
+        loop {
+            // The bucket's head position: past the entries of earlier buckets.
+            let mut at = self.home(b);
+            while self.used(at) && self.bucket(at) < b {
+                at += 1;
+            }
+            // Everything from there to the next free position moves up one.
+            let Some(free) = (at..self.index.len()).find(|&j| !self.used(j)) else {
+                self.rebuild(self.cap_bits + 1, false);
+                continue;
+            };
+            self.index.copy_within(at..free, at + 1);
+            self.index[at] = entry;
+            self.count += 1;
+            return at;
+        }
+    }
+
+    /// Moves the element at position `i` to the head of its bucket (a replacement: the kernel
+    /// links the new element at the head and unlinks the old). Returns its new position.
+    pub(super) fn move_to_head(&mut self, i: usize) -> usize {
+        let b = self.bucket(i);
+        let mut head = i;
+        while head > 0 && self.used(head - 1) && self.bucket(head - 1) == b {
+            head -= 1;
+        }
+        self.index[head..=i].rotate_right(1);
+        head
+    }
+
+    /// Takes the element at position `i` out (`hlist_nulls_del_rcu`); returns the inner map
+    /// it held.
+    pub(super) fn remove(&mut self, i: usize) -> Option<Arc<BpfMap>> {
+        let inner = self.remove_one(i);
+        self.settle();
+        inner
+    }
+
+    /// Takes out the `n` elements from position `i` on (a whole bucket).
+    pub(super) fn remove_run(&mut self, i: usize, n: usize) {
+        for _ in 0..n {
+            self.remove_one(i);
+        }
+        self.settle();
+    }
+
+    fn remove_one(&mut self, mut i: usize) -> Option<Arc<BpfMap>> {
+        let rec = self.rec(i);
+        let inner = self.inner.get_mut(rec).and_then(Option::take);
+        self.free.push(rec as u32);
+        // Entries after it that sit past their home move down to close the gap.
+        while self.used(i + 1) && self.home(self.bucket(i + 1)) <= i {
+            self.index[i] = self.index[i + 1];
+            i += 1;
+        }
+        self.index[i] = EMPTY;
+        self.count -= 1;
+        inner
+    }
+
+    /// Gives memory back once the table is mostly empty.
+    fn settle(&mut self) {
+        if self.count == 0 {
+            self.cap_bits = 0;
+            self.index = Vec::new();
+            self.records = Vec::new();
+            self.free = Vec::new();
+            self.inner = Vec::new();
+        } else if self.cap_bits > MIN_CAP_BITS && self.count << 4 < 1 << self.cap_bits {
+            let bits = (self.count << 1).next_power_of_two().trailing_zeros();
+            self.rebuild(bits.max(MIN_CAP_BITS), true);
+        }
+    }
+
+    /// Lays the index out again over a capacity of 2^`bits`, in the same order; with
+    /// `compact`, the records too, in walk order and without holes.
+    fn rebuild(&mut self, bits: u32, compact: bool) {
+        let mut bits = bits;
+        let old_bits = self.cap_bits;
+        let index = loop {
+            let cap = 1usize << bits;
+            let mut index = vec![EMPTY; cap + cap / 8 + 8];
+            huge_pages(&mut index);
+            self.cap_bits = bits;
+            let mut next = 0usize;
+            let mut fits = true;
+            for &e in self.index.iter().filter(|&&e| e != EMPTY) {
+                let at = self.home(self.bucket_of_entry(e)).max(next);
+                if at >= index.len() {
+                    fits = false;
+                    break;
+                }
+                index[at] = e;
+                next = at + 1;
+            }
+            if fits {
+                break index;
+            }
+            self.cap_bits = old_bits;
+            bits += 1;
+        };
+        self.index = index;
+        if compact {
+            let s = self.stride;
+            let mut records = Vec::with_capacity(self.count * s);
+            let mut inner = Vec::new();
+            for e in self.index.iter_mut().filter(|e| **e != EMPTY) {
+                let old = (*e >> 32) as usize;
+                let new = records.len() / s;
+                records.extend_from_slice(&self.records[old * s..(old + 1) * s]);
+                if let Some(m) = self.inner.get_mut(old).and_then(Option::take) {
+                    inner.resize(new + 1, None);
+                    inner[new] = Some(m);
+                }
+                *e = (*e & 0xffff_ffff) | (new as u64) << 32;
+            }
+            self.records = records;
+            self.inner = inner;
+            self.free = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys (their first byte) in walk order, with their buckets.
+    fn walk(t: &Buckets) -> Vec<(u32, u8)> {
+        let mut out = Vec::new();
+        let mut i = t.first_from(0);
+        while let Some(j) = i {
+            out.push((t.bucket(j), t.key(j)[0]));
+            i = t.next(j);
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_element_goes_to_the_head_of_its_bucket() {
+        let mut t = Buckets::new(1024, 1, 8);
+        for k in 1..=3u8 {
+            let i = t.push_head(5, 5, &[k], NIL);
+            t.value_mut(i)[0] = k * 10;
+        }
+        t.push_head(2, 2, &[9], NIL);
+        assert_eq!(walk(&t), vec![(2, 9), (5, 3), (5, 2), (5, 1)]);
+        let two = t.find(5, 5, &[2]).unwrap();
+        assert_eq!(t.value(two)[0], 20);
+        t.remove(two);
+        assert_eq!(walk(&t), vec![(2, 9), (5, 3), (5, 1)]);
+        let one = t.find(5, 5, &[1]).unwrap();
+        t.move_to_head(one);
+        assert_eq!(walk(&t), vec![(2, 9), (5, 1), (5, 3)]);
+        assert_eq!(t.find(5, 5, &[2]), None);
+    }
+
+    #[test]
+    fn the_walk_is_in_bucket_order_through_growth_and_shrinking() {
+        let n: u32 = 1 << 20;
+        let mut t = Buckets::new(n, 4, 8);
+        let mut want = Vec::new();
+        // Crowded buckets near the top end and clusters that overlap homes.
+        for k in 0..5000u32 {
+            let b = (k.wrapping_mul(2_654_435_761) >> 7) & (n - 1);
+            let b = if k % 7 == 0 { n - 1 - (k % 3) } else { b };
+            t.push_head(b, b, &k.to_le_bytes(), NIL);
+            want.push((b, k));
+        }
+        // Bucket order; within a bucket, newest first.
+        want.sort_by_key(|&(b, k)| (b, std::cmp::Reverse(k)));
+        let got = || {
+            let mut out = Vec::new();
+            let mut i = t.first_from(0);
+            while let Some(j) = i {
+                out.push((
+                    t.bucket(j),
+                    u32::from_le_bytes(t.key(j).try_into().unwrap()),
+                ));
+                i = t.next(j);
+            }
+            out
+        };
+        assert_eq!(got(), want);
+        for &(b, k) in &want {
+            assert!(t.find(b, b, &k.to_le_bytes()).is_some(), "key {k}");
+        }
+        // Remove most: the capacity shrinks, the rest keep their order and stay findable.
+        for &(b, k) in want.iter().filter(|(_, k)| k % 10 != 0) {
+            let i = t.find(b, b, &k.to_le_bytes()).unwrap();
+            t.remove(i);
+        }
+        want.retain(|(_, k)| k % 10 == 0);
+        let got = {
+            let mut out = Vec::new();
+            let mut i = t.first_from(0);
+            while let Some(j) = i {
+                out.push((
+                    t.bucket(j),
+                    u32::from_le_bytes(t.key(j).try_into().unwrap()),
+                ));
+                i = t.next(j);
+            }
+            out
+        };
+        assert_eq!(got, want);
+        assert!(
+            t.index.len() < 5000,
+            "capacity follows the count: {}",
+            t.index.len()
+        );
+        assert!(
+            t.records.len() <= 2 * want.len() * t.stride,
+            "the records were compacted"
+        );
+        let (b, _) = want[want.len() / 2];
+        let head = t.first_from(b).unwrap();
+        assert_eq!(t.bucket(head), b);
+        assert_eq!(t.first_from(n), None);
+    }
+
+    /// Random inserts, replacements and deletes against the plain picture (a list per
+    /// bucket, newest first): same walk, same lookups, at every step.
+    #[test]
+    fn random_changes_keep_the_kernels_bucket_lists() {
+        use std::collections::BTreeMap;
+        for n_buckets in [1u32, 8, 64, 1 << 12] {
+            let mut t = Buckets::new(n_buckets, 2, 4);
+            let mut lists: BTreeMap<u32, Vec<u16>> = BTreeMap::new();
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for step in 0..6000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = (x % 700) as u16;
+                // The hash: a spread of the key; the bucket, its low bits.
+                let hash = u32::from(key).wrapping_mul(0x9e37_79b9).rotate_left(7);
+                let b = hash & (n_buckets - 1);
+                let found = t.find(b, hash, &key.to_le_bytes());
+                let list = lists.entry(b).or_default();
+                let pos = list.iter().position(|k| *k == key);
+                assert_eq!(found.is_some(), pos.is_some(), "step {step}");
+                match (found, (x >> 40) % 3) {
+                    (Some(i), 0) => {
+                        t.remove(i);
+                        list.retain(|k| *k != key);
+                    }
+                    (Some(i), _) => {
+                        let v = (step as u32).to_le_bytes();
+                        let i = t.move_to_head(i);
+                        t.value_mut(i).copy_from_slice(&v);
+                        list.retain(|k| *k != key);
+                        list.insert(0, key);
+                    }
+                    (None, _) => {
+                        let i = t.push_head(b, hash, &key.to_le_bytes(), NIL);
+                        t.value_mut(i).copy_from_slice(&(step as u32).to_le_bytes());
+                        list.insert(0, key);
+                    }
+                }
+                if step % 97 == 0 || step > 5900 {
+                    let want: Vec<(u32, u16)> = lists
+                        .iter()
+                        .flat_map(|(b, l)| l.iter().map(move |k| (*b, *k)))
+                        .collect();
+                    let mut got = Vec::new();
+                    let mut i = t.first_from(0);
+                    while let Some(j) = i {
+                        got.push((t.bucket(j), u16::from_le_bytes([t.key(j)[0], t.key(j)[1]])));
+                        i = t.next(j);
+                    }
+                    assert_eq!(got, want, "n_buckets {n_buckets}, step {step}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_emptied_table_holds_no_memory() {
+        let mut t = Buckets::new(1 << 31, 4, 8);
+        let i = t.push_head(7, 7, &[1, 2, 3, 4], NIL);
+        let j = t.push_head(7, 7, &[5, 6, 7, 8], NIL);
+        assert_eq!((i, j), (0, 0));
+        assert_eq!(t.run(0), 2);
+        t.remove_run(0, 2);
+        assert!(t.records.is_empty());
+        assert_eq!(t.first_from(0), None);
+    }
+}
