@@ -86,7 +86,7 @@ pub fn array_map_alloc(
     let array = BpfArray {
         percpu: percpu.then_some(layout),
         elem_len,
-        per_chunk: (CHUNK_BYTES / elem_len.max(1)).max(1) as u32,
+        chunk_bits: (CHUNK_BYTES / elem_len.max(1)).max(1).ilog2(),
         chunks: HashMap::default(),
         mem: ArrayMem {
             struct_size: ctx.profile().sizes.bpf_array,
@@ -111,8 +111,9 @@ struct BpfArray {
     percpu: Option<PercpuLayout>,
     /// Bytes of one element as the syscall sees it: `value_size`, or one rounded slot per CPU.
     elem_len: usize,
-    /// Elements per stored chunk.
-    per_chunk: u32,
+    /// log2 of the elements per stored chunk (a power of two, so an index splits into chunk
+    /// and slot with a shift and a mask).
+    chunk_bits: u32,
     /// Written chunks of `per_chunk` elements; everything else reads as zeros.
     chunks: HashMap<u32, Box<[u8]>, crate::index_hash::IndexBuild>,
     mem: ArrayMem,
@@ -129,8 +130,14 @@ impl BpfArray {
         out
     }
 
+    /// (chunk, element within it).
+    fn split(&self, index: u32) -> (u32, usize) {
+        let mask = (1u32 << self.chunk_bits) - 1;
+        (index >> self.chunk_bits, (index & mask) as usize)
+    }
+
     fn read(&self, index: u32, out: &mut [u8]) {
-        let (c, i) = (index / self.per_chunk, (index % self.per_chunk) as usize);
+        let (c, i) = self.split(index);
         match self.chunks.get(&c) {
             Some(chunk) => out.copy_from_slice(&chunk[i * self.elem_len..][..out.len()]),
             None => out.fill(0),
@@ -138,9 +145,9 @@ impl BpfArray {
     }
 
     fn write(&mut self, index: u32, data: &[u8]) {
-        let (c, i) = (index / self.per_chunk, (index % self.per_chunk) as usize);
+        let (c, i) = self.split(index);
         let len = self.elem_len;
-        let per_chunk = self.per_chunk as usize;
+        let per_chunk = 1usize << self.chunk_bits;
         let chunk = self
             .chunks
             .entry(c)
@@ -248,8 +255,8 @@ impl BpfMapOps for BpfArray {
         let zeros = vec![0u8; 64 * 1024];
         let mut index = 0u32;
         while index < map.max_entries {
-            let c = index / self.per_chunk;
-            let chunk_end = (c as u64 + 1) * self.per_chunk as u64;
+            let c = self.split(index).0;
+            let chunk_end = (c as u64 + 1) << self.chunk_bits;
             let end = chunk_end.min(map.max_entries as u64) as u32;
             if self.chunks.contains_key(&c) {
                 for i in index..end {
