@@ -28,5 +28,6 @@ printf 'bench: qemu-test cached run: %d.%01d s wall on %s cores (target < %d s: 
 echo "bench: the model alone"
 "$BPFMODEL" bench-model --rounds "${ROUNDS:-200}"
 
-echo "bench: map operations (model, kernel, HashMap)"
-"${BPFMODEL}-bench" --sizes "${SIZES:-1000,100000,1000000}"
+echo "bench: map operations (model, kernel, HashMap), built with the perf profile (LTO)"
+cargo build --quiet --profile perf -p riscv-harness --bin bpfmodel-bench
+target/perf/bpfmodel-bench --sizes "${SIZES:-1000,100000,1000000}"
