@@ -21,6 +21,46 @@ const ARRAY_CREATE_FLAG_MASK: u32 =
 /// Bytes a stored chunk aims for: many small elements share one, a large element has its own.
 const CHUNK_BYTES: usize = 4096;
 
+/// log2 of the chunks one directory page covers.
+const DIR_PAGE_BITS: u32 = 12;
+
+/// The written chunks by number: a directory of pages of 4096 chunk slots, a page made when a
+/// chunk in its range is first written. A lookup is two indexings, no hashing; an array the
+/// kernel would accept (its memory within the machine's) has a directory of a few pages.
+struct Chunks {
+    pages: Vec<Option<Box<[Option<Box<[u8]>>]>>>,
+}
+
+impl Chunks {
+    fn new(n_chunks: u64) -> Chunks {
+        let n_pages = n_chunks.div_ceil(1 << DIR_PAGE_BITS);
+        Chunks {
+            pages: (0..n_pages).map(|_| None).collect(),
+        }
+    }
+
+    fn split(c: u32) -> (usize, usize) {
+        let c = c as usize;
+        (c >> DIR_PAGE_BITS, c & ((1 << DIR_PAGE_BITS) - 1))
+    }
+
+    fn get(&self, c: u32) -> Option<&[u8]> {
+        let (p, i) = Chunks::split(c);
+        self.pages.get(p)?.as_ref()?[i].as_deref()
+    }
+
+    /// Chunk `c`, made by `make` if it was never written.
+    fn get_or_insert_with(&mut self, c: u32, make: impl FnOnce() -> Box<[u8]>) -> &mut [u8] {
+        let (p, i) = Chunks::split(c);
+        if self.pages.len() <= p {
+            self.pages.resize_with(p + 1, || None);
+        }
+        let page =
+            self.pages[p].get_or_insert_with(|| (0..1 << DIR_PAGE_BITS).map(|_| None).collect());
+        page[i].get_or_insert_with(make)
+    }
+}
+
 /// `array_map_alloc_check()`: shared by every array flavour.
 pub fn array_map_alloc_check(ctx: &mut Ctx, attr: &MapCreateAttr) -> Result<(), Errno> {
     const F: &str = "array_map_alloc_check";
@@ -83,11 +123,12 @@ pub fn array_map_alloc(
     } else {
         attr.value_size as usize
     };
+    let chunk_bits = (CHUNK_BYTES / elem_len.max(1)).max(1).ilog2();
     let array = BpfArray {
         percpu: percpu.then_some(layout),
         elem_len,
-        chunk_bits: (CHUNK_BYTES / elem_len.max(1)).max(1).ilog2(),
-        chunks: HashMap::default(),
+        chunk_bits,
+        chunks: Chunks::new((attr.max_entries as u64).div_ceil(1 << chunk_bits)),
         mem: ArrayMem {
             struct_size: ctx.profile().sizes.bpf_array,
             page_size: ctx.profile().page_size as u64,
@@ -115,7 +156,7 @@ struct BpfArray {
     /// and slot with a shift and a mask).
     chunk_bits: u32,
     /// Written chunks of `per_chunk` elements; everything else reads as zeros.
-    chunks: HashMap<u32, Box<[u8]>, crate::index_hash::IndexBuild>,
+    chunks: Chunks,
     mem: ArrayMem,
 }
 
@@ -138,7 +179,7 @@ impl BpfArray {
 
     fn read(&self, index: u32, out: &mut [u8]) {
         let (c, i) = self.split(index);
-        match self.chunks.get(&c) {
+        match self.chunks.get(c) {
             Some(chunk) => out.copy_from_slice(&chunk[i * self.elem_len..][..out.len()]),
             None => out.fill(0),
         }
@@ -150,8 +191,7 @@ impl BpfArray {
         let per_chunk = 1usize << self.chunk_bits;
         let chunk = self
             .chunks
-            .entry(c)
-            .or_insert_with(|| vec![0u8; len * per_chunk].into_boxed_slice());
+            .get_or_insert_with(c, || vec![0u8; len * per_chunk].into_boxed_slice());
         chunk[i * len..][..data.len()].copy_from_slice(data);
     }
 }
@@ -258,7 +298,7 @@ impl BpfMapOps for BpfArray {
             let c = self.split(index).0;
             let chunk_end = (c as u64 + 1) << self.chunk_bits;
             let end = chunk_end.min(map.max_entries as u64) as u32;
-            if self.chunks.contains_key(&c) {
+            if self.chunks.get(c).is_some() {
                 for i in index..end {
                     buf.fill(0);
                     self.read(i, &mut buf[..self.elem_len]);
