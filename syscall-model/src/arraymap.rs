@@ -340,10 +340,13 @@ impl BpfMapOps for BpfArray {
 /// fd arrays, devmap, cpumap, the socket maps, XSKMAP, INSN_ARRAY. A shorter key (never seen:
 /// the syscall copies key_size bytes) reads as zero-extended.
 pub(crate) fn key_index(key: &[u8]) -> u32 {
-    let mut b = [0u8; 4];
-    let n = key.len().min(4);
-    b[..n].copy_from_slice(&key[..n]);
-    u32::from_le_bytes(b)
+    match key {
+        [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
+        short => short
+            .iter()
+            .rev()
+            .fold(0, |v, byte| (v << 8) | u32::from(*byte)),
+    }
 }
 
 /// `array_map_get_next_key()`: shared by every array flavour.

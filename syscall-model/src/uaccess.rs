@@ -52,6 +52,18 @@ impl UserBytes {
         }
     }
 
+    /// Makes this `len` zero bytes, in place.
+    #[inline]
+    pub fn reset(&mut self, len: usize) {
+        if len > UserBytes::INLINE {
+            self.heap.clear();
+            self.heap.resize(len, 0);
+        } else {
+            self.inline[..len].fill(0);
+        }
+        self.len = len;
+    }
+
     pub fn into_vec(self) -> Vec<u8> {
         if self.len > UserBytes::INLINE {
             self.heap
@@ -93,7 +105,7 @@ const WORDS: usize = PAGE as usize / 8;
 /// unmapping only clears `mapped`, and mapping again zeroes the frame. That is what lets each
 /// thread cache page-number -> frame translations (see [`Tlb`]) without ever invalidating them.
 struct Frame {
-    words: Box<[AtomicU64]>,
+    words: [AtomicU64; WORDS],
     mapped: AtomicBool,
     writable: AtomicBool,
 }
@@ -101,7 +113,7 @@ struct Frame {
 impl Frame {
     fn new() -> Frame {
         Frame {
-            words: (0..WORDS).map(|_| AtomicU64::new(0)).collect(),
+            words: [const { AtomicU64::new(0) }; WORDS],
             mapped: AtomicBool::new(false),
             writable: AtomicBool::new(false),
         }
@@ -212,7 +224,7 @@ impl SimMemory {
     }
 
     /// The frame of page number `page`, if it was ever mapped, through this thread's TLB.
-    #[inline]
+    #[inline(always)]
     fn frame(&self, page: u64) -> Option<&Frame> {
         let slot = (page as usize) % TLB_ENTRIES;
         let (id, p, frame) = TLB.with(|tlb| tlb[slot].get());

@@ -21,7 +21,7 @@ fn bpf_copy_key(
     key: &mut UserBytes,
 ) -> Result<(), Errno> {
     if key_size > 0 {
-        *key = UserBytes::zeroed(key_size as usize);
+        key.reset(key_size as usize);
         return ctx.copy_from_user_into(
             func,
             "the key pointer is readable for key_size bytes",
