@@ -28,8 +28,11 @@ const DIR_PAGE_BITS: u32 = 12;
 /// chunk in its range is first written. A lookup is two indexings, no hashing; an array the
 /// kernel would accept (its memory within the machine's) has a directory of a few pages.
 struct Chunks {
-    pages: Vec<Option<Box<[Option<Box<[u8]>>]>>>,
+    pages: Vec<Option<DirPage>>,
 }
+
+/// 4096 chunk slots.
+type DirPage = Box<[Option<Box<[u8]>>]>;
 
 impl Chunks {
     fn new(n_chunks: u64) -> Chunks {

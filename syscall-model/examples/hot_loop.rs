@@ -1,0 +1,68 @@
+//! A hot loop for profiling one element command (perf record -g on this).
+use std::time::Instant;
+use syscall_model::uaccess::SimMemory;
+use syscall_model::{Cred, Kernel, KernelProfile};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let map_type: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let rounds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20000);
+    let k = Kernel::new(KernelProfile::linux_6_18(syscall_model::Arch::X86_64, 2));
+    let p = k.spawn(Cred::root());
+    let mem = SimMemory::new();
+    let base = 0x10_0000u64;
+    mem.map(base, 4096 + n as u64 * 40 + 4096, true);
+    let mut a = [0u8; 72];
+    a[0..4].copy_from_slice(&map_type.to_le_bytes());
+    a[4..8].copy_from_slice(&4u32.to_le_bytes());
+    a[8..12].copy_from_slice(&8u32.to_le_bytes());
+    a[12..16].copy_from_slice(&n.to_le_bytes());
+    mem.poke(base, &a);
+    let fd = p.bpf(0, base, 72, &mem).unwrap() as u32;
+    let keys = base + 4096;
+    let val = keys + n as u64 * 4;
+    let attrs = val + 64;
+    for i in 0..n {
+        mem.poke(keys + i as u64 * 4, &i.to_le_bytes());
+        let mut at = [0u8; 32];
+        at[0..4].copy_from_slice(&fd.to_le_bytes());
+        at[8..16].copy_from_slice(&(keys + i as u64 * 4).to_le_bytes());
+        at[16..24].copy_from_slice(&val.to_le_bytes());
+        mem.poke(attrs + i as u64 * 32, &at);
+    }
+    for i in 0..n {
+        p.bpf(2, attrs + i as u64 * 32, 32, &mem).unwrap();
+    }
+    // The fixed cost up to the fd: a lookup on fd 999 (EBADF after the attr copy and checks).
+    let bad = (attrs + n as u64 * 32).next_multiple_of(4096) + 4096;
+    let mut at = [0u8; 32];
+    at[0..4].copy_from_slice(&999u32.to_le_bytes());
+    mem.map(bad, 32, true);
+    mem.poke(bad, &at);
+    let only: Option<i32> = args.get(4).and_then(|s| s.parse().ok());
+    let t = Instant::now();
+    let reps = if only == Some(0) {
+        rounds * n
+    } else {
+        rounds * n / 10
+    };
+    for _ in 0..reps {
+        let _ = p.bpf(1, bad, 32, &mem);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / reps as f64;
+    println!("ebadf: {ns:.1} ns");
+    for (name, cmd) in [("update", 2), ("lookup", 1)] {
+        if only.is_some_and(|o| o != cmd) {
+            continue;
+        }
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for i in 0..n {
+                let _ = p.bpf(cmd, attrs + i as u64 * 32, 32, &mem);
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (rounds as f64 * n as f64);
+        println!("{name}: {ns:.1} ns");
+    }
+}
