@@ -1,13 +1,30 @@
-//! A hot loop for profiling one element command (perf record -g on this).
+//! One element command in a loop, for a profiler: the model alone, no harness around it.
+//!
+//! `hot_loop [MAP_TYPE [ENTRIES [ROUNDS [CMD]]]]` (defaults: 2 (ARRAY), 1000, 20000, all)
+//! fills a map of ENTRIES 4-byte keys and 8-byte values, then times, in ns per call, a lookup
+//! on a closed fd (the fixed cost up to fdget), BPF_MAP_UPDATE_ELEM (CMD 2) and
+//! BPF_MAP_LOOKUP_ELEM (CMD 1) over every key ROUNDS times; CMD 0 times the closed-fd lookup
+//! alone. For example:
+//!
+//! ```text
+//! cargo build --profile perf --example hot_loop
+//! perf record --call-graph dwarf target/perf/examples/hot_loop 1 1000000 5 1
+//! ```
 use std::time::Instant;
 use syscall_model::uaccess::SimMemory;
 use syscall_model::{Cred, Kernel, KernelProfile};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let map_type: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let rounds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20000);
+    let arg = |i: usize, default: u32| -> u32 {
+        match args.get(i).map(|s| s.parse()) {
+            None => default,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => panic!("argument {i} ({:?}): {e}", args[i]),
+        }
+    };
+    let (map_type, n, rounds) = (arg(1, 2), arg(2, 1000), arg(3, 20000));
+    let only = args.get(4).map(|_| arg(4, 0) as i32);
     let k = Kernel::new(KernelProfile::linux_6_18(syscall_model::Arch::X86_64, 2));
     let p = k.spawn(Cred::root());
     let mem = SimMemory::new();
@@ -19,7 +36,7 @@ fn main() {
     a[8..12].copy_from_slice(&8u32.to_le_bytes());
     a[12..16].copy_from_slice(&n.to_le_bytes());
     mem.poke(base, &a);
-    let fd = p.bpf(0, base, 72, &mem).unwrap() as u32;
+    let fd = p.bpf(0, base, 72, &mem).expect("BPF_MAP_CREATE") as u32;
     let keys = base + 4096;
     let val = keys + n as u64 * 4;
     let attrs = val + 64;
@@ -32,7 +49,8 @@ fn main() {
         mem.poke(attrs + i as u64 * 32, &at);
     }
     for i in 0..n {
-        p.bpf(2, attrs + i as u64 * 32, 32, &mem).unwrap();
+        p.bpf(2, attrs + i as u64 * 32, 32, &mem)
+            .expect("filling the map");
     }
     // The fixed cost up to the fd: a lookup on fd 999 (EBADF after the attr copy and checks).
     let bad = (attrs + n as u64 * 32).next_multiple_of(4096) + 4096;
@@ -40,7 +58,6 @@ fn main() {
     at[0..4].copy_from_slice(&999u32.to_le_bytes());
     mem.map(bad, 32, true);
     mem.poke(bad, &at);
-    let only: Option<i32> = args.get(4).and_then(|s| s.parse().ok());
     let t = Instant::now();
     let reps = if only == Some(0) {
         rounds * n
