@@ -48,6 +48,8 @@ impl<'a> Ctx<'a> {
         self.tracer.is_some()
     }
 
+    #[cold]
+    #[inline(never)]
     pub fn record(
         &mut self,
         func: &'static str,

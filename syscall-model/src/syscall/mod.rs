@@ -114,6 +114,7 @@ pub fn sys_bpf(
 
 /// `bpf_check_uarg_tail_zero(uattr, sizeof(attr), size)`: a size past the kernel's union is
 /// accepted only if the extra bytes are zero, and nothing past a page is accepted.
+#[inline]
 pub(crate) fn bpf_check_uarg_tail_zero(
     ctx: &mut Ctx,
     uaddr: u64,
@@ -160,6 +161,7 @@ pub(crate) fn bpf_check_uarg_tail_zero(
 }
 
 /// `CHECK_ATTR(CMD)`: every byte after the command's last field must be zero.
+#[inline]
 pub(crate) fn check_attr(
     ctx: &mut Ctx,
     func: &'static str,
