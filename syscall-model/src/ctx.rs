@@ -136,6 +136,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// `copy_from_user(dst, src, len)` into `buf`: EFAULT if any byte is unreadable.
+    #[inline]
     pub fn copy_from_user_into(
         &mut self,
         func: &'static str,
@@ -155,6 +156,7 @@ impl<'a> Ctx<'a> {
 
     /// `copy_to_user(dst, src, len)`: EFAULT if any byte is unwritable (the bytes before the
     /// fault are written).
+    #[inline]
     pub fn copy_to_user(
         &mut self,
         func: &'static str,

@@ -306,6 +306,7 @@ impl Attr {
         &mut self.bytes[..n]
     }
 
+    #[inline]
     pub fn u32(&self, off: usize) -> u32 {
         if let Some(w) = self.bytes().get(off..off.wrapping_add(4)) {
             return u32::from_le_bytes(w.try_into().unwrap_or_default());
@@ -317,6 +318,7 @@ impl Attr {
         u32::from_le_bytes(b)
     }
 
+    #[inline]
     pub fn u64(&self, off: usize) -> u64 {
         if let Some(w) = self.bytes().get(off..off.wrapping_add(8)) {
             return u64::from_le_bytes(w.try_into().unwrap_or_default());
@@ -442,6 +444,7 @@ pub struct ElemAttr {
 }
 
 impl ElemAttr {
+    #[inline]
     pub fn decode(a: &Attr) -> ElemAttr {
         ElemAttr {
             map_fd: a.u32(off::MAP_FD),
