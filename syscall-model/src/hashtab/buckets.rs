@@ -51,6 +51,18 @@ fn round8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
 
+/// `memcmp(a, b) == 0` for keys, a word at a time: a libc call per compare of a 4-byte key
+/// would cost more than the compare.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    wa.zip(wb).all(|(x, y)| x == y) && ra.iter().zip(rb).all(|(x, y)| x == y)
+}
+
 /// Asks for transparent huge pages under a large index: a lookup reads it at a random place,
 /// and with 4 KiB pages most reads would also miss the TLB.
 fn huge_pages(buf: &mut [u64]) {
@@ -208,7 +220,7 @@ impl Buckets {
             if eb > b {
                 return None;
             }
-            if eb == b && e as u32 == hash && self.key(i) == key {
+            if eb == b && e as u32 == hash && same_key(self.key(i), key) {
                 return Some(i);
             }
             i += 1;
