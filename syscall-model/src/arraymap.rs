@@ -24,14 +24,16 @@ const CHUNK_BYTES: usize = 4096;
 /// log2 of the chunks one directory page covers.
 const DIR_PAGE_BITS: u32 = 12;
 
-/// The written chunks by number: a directory of pages of 4096 chunk slots, a page made when a
-/// chunk in its range is first written. A lookup is two indexings, no hashing; an array the
+/// The written chunks by number: a directory of pages of 4096 chunk slots (fewer for a small
+/// array), a page made when a chunk in its range is first written. A lookup is two indexings, no hashing; an array the
 /// kernel would accept (its memory within the machine's) has a directory of a few pages.
 struct Chunks {
     pages: Vec<Option<DirPage>>,
+    /// Slots of a page: 4096, or fewer for an array of fewer chunks.
+    page_len: usize,
 }
 
-/// 4096 chunk slots.
+/// The chunk slots of one page.
 type DirPage = Box<[Option<Box<[u8]>>]>;
 
 impl Chunks {
@@ -39,6 +41,7 @@ impl Chunks {
         let n_pages = n_chunks.div_ceil(1 << DIR_PAGE_BITS);
         Chunks {
             pages: (0..n_pages).map(|_| None).collect(),
+            page_len: n_chunks.clamp(1, 1 << DIR_PAGE_BITS) as usize,
         }
     }
 
@@ -49,7 +52,7 @@ impl Chunks {
 
     fn get(&self, c: u32) -> Option<&[u8]> {
         let (p, i) = Chunks::split(c);
-        self.pages.get(p)?.as_ref()?[i].as_deref()
+        self.pages.get(p)?.as_ref()?.get(i)?.as_deref()
     }
 
     /// Chunk `c`, made by `make` if it was never written.
@@ -58,8 +61,8 @@ impl Chunks {
         if self.pages.len() <= p {
             self.pages.resize_with(p + 1, || None);
         }
-        let page =
-            self.pages[p].get_or_insert_with(|| (0..1 << DIR_PAGE_BITS).map(|_| None).collect());
+        let len = self.page_len.max(i + 1);
+        let page = self.pages[p].get_or_insert_with(|| (0..len).map(|_| None).collect());
         page[i].get_or_insert_with(make)
     }
 }
