@@ -48,6 +48,9 @@ pub fn trie_alloc(
     let data_size = (attr.key_size - LPM_KEY_HDR) as usize;
     let trie = LpmTrie {
         data_size,
+        value_size: attr.value_size as usize,
+        data: Vec::new(),
+        values: Vec::new(),
         max_prefixlen: data_size as u32 * 8,
         root: None,
         nodes: Vec::new(),
@@ -58,18 +61,24 @@ pub fn trie_alloc(
     Ok((MapDesc::from_attr(attr), Box::new(trie)))
 }
 
+/// A node; its key data and value live in the trie's slabs at the node's index.
+#[derive(Clone, Copy)]
 struct Node {
     prefixlen: u32,
     /// An intermediate node: no value, exactly two children.
     im: bool,
-    data: Box<[u8]>,
-    value: Box<[u8]>,
     child: [Option<usize>; 2],
 }
 
-/// `struct lpm_trie`; nodes live in an arena, linked by index.
+/// `struct lpm_trie`; nodes live in an arena, linked by index, their key data and values in
+/// two slabs beside it (a walk down the trie reads no pointer but the child index).
 struct LpmTrie {
     data_size: usize,
+    value_size: usize,
+    /// `data_size` bytes per node index.
+    data: Vec<u8>,
+    /// `value_size` bytes per node index (unused for intermediate nodes).
+    values: Vec<u8>,
     max_prefixlen: u32,
     root: Option<usize>,
     nodes: Vec<Option<Node>>,
@@ -115,31 +124,55 @@ impl LpmTrie {
         }
     }
 
-    fn alloc(&mut self, node: Node) -> usize {
-        match self.free.pop() {
+    /// The key data a node was made from (bits past its prefix included).
+    fn data(&self, i: usize) -> &[u8] {
+        &self.data[i * self.data_size..(i + 1) * self.data_size]
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        &self.values[i * self.value_size..(i + 1) * self.value_size]
+    }
+
+    /// A new node with its key data and value (an intermediate node has none: `value` empty).
+    fn alloc(&mut self, node: Node, data: &[u8], value: &[u8]) -> usize {
+        let i = match self.free.pop() {
             Some(i) => {
                 self.nodes[i] = Some(node);
                 i
             }
             None => {
                 self.nodes.push(Some(node));
+                self.data.resize(self.nodes.len() * self.data_size, 0);
+                self.values.resize(self.nodes.len() * self.value_size, 0);
                 self.nodes.len() - 1
             }
-        }
+        };
+        let (ds, vs) = (self.data_size, self.value_size);
+        self.data[i * ds..(i + 1) * ds].copy_from_slice(&data[..ds]);
+        let v = &mut self.values[i * vs..(i + 1) * vs];
+        v.fill(0);
+        v[..value.len().min(vs)].copy_from_slice(&value[..value.len().min(vs)]);
+        i
     }
 
     fn release(&mut self, i: usize) {
         self.nodes[i] = None;
         self.free.push(i);
+        if self.free.len() == self.nodes.len() {
+            // Empty again: give the slabs back.
+            self.nodes = Vec::new();
+            self.free = Vec::new();
+            self.data = Vec::new();
+            self.values = Vec::new();
+        }
     }
 
     /// `longest_prefix_match()`: how many leading bits of the node and the key agree, at most
     /// the shorter of the two prefixes.
     fn longest_prefix_match(&self, node: usize, kplen: u32, kdata: &[u8]) -> u32 {
-        let n = self.node(node);
-        let limit = n.prefixlen.min(kplen);
+        let limit = self.node(node).prefixlen.min(kplen);
         let mut len = 0;
-        for (a, b) in n.data.iter().zip(kdata) {
+        for (a, b) in self.data(node).iter().zip(kdata) {
             let diff = a ^ b;
             if diff != 0 {
                 len += diff.leading_zeros();
@@ -212,7 +245,7 @@ impl BpfMapOps for LpmTrie {
         ctx.note(F, FILE, "the longest matching prefix", || {
             format!("/{}", self.node(n).prefixlen)
         });
-        value.copy_from_slice(&self.node(n).value);
+        value.copy_from_slice(self.value(n));
         Ok(())
     }
 
@@ -234,10 +267,9 @@ impl BpfMapOps for LpmTrie {
         let new_node = Node {
             prefixlen: kplen,
             im: false,
-            data: kdata.into(),
-            value: value[..map.value_size as usize].into(),
             child: [None, None],
         };
+        let value = &value[..map.value_size as usize];
         // Walk down as long as the node's prefix is a proper prefix of the key.
         let mut slot = Slot::Root;
         let mut matchlen = 0;
@@ -254,7 +286,7 @@ impl BpfMapOps for LpmTrie {
         let Some(n) = node else {
             // A free slot: the new node goes there.
             self.check_add_elem(ctx, map, flags)?;
-            let i = self.alloc(new_node);
+            let i = self.alloc(new_node, kdata, value);
             self.set(slot, Some(i));
             return Ok(());
         };
@@ -269,10 +301,11 @@ impl BpfMapOps for LpmTrie {
                 self.check_add_elem(ctx, map, flags)?;
             }
             let children = self.node(n).child;
-            let i = self.alloc(Node {
+            let node = Node {
                 child: children,
                 ..new_node
-            });
+            };
+            let i = self.alloc(node, kdata, value);
             self.set(slot, Some(i));
             self.release(n);
             return Ok(());
@@ -280,28 +313,26 @@ impl BpfMapOps for LpmTrie {
         self.check_add_elem(ctx, map, flags)?;
         if matchlen == kplen {
             // The new prefix covers the node: insert it above.
-            let bit = extract_bit(&self.node(n).data, matchlen);
+            let bit = extract_bit(self.data(n), matchlen);
             let mut nn = new_node;
             nn.child[bit] = Some(n);
-            let i = self.alloc(nn);
+            let i = self.alloc(nn, kdata, value);
             self.set(slot, Some(i));
             return Ok(());
         }
         // They part at bit `matchlen`: an intermediate node takes both.
-        let im_data = self.node(n).data.clone();
+        let im_data = self.data(n).to_vec();
         let new_bit = extract_bit(kdata, matchlen);
-        let i_new = self.alloc(new_node);
+        let i_new = self.alloc(new_node, kdata, value);
         let mut child = [None, None];
         child[new_bit] = Some(i_new);
         child[1 - new_bit] = Some(n);
         let im = Node {
             prefixlen: matchlen,
             im: true,
-            data: im_data,
-            value: Box::new([]),
             child,
         };
-        let i_im = self.alloc(im);
+        let i_im = self.alloc(im, &im_data, &[]);
         self.set(slot, Some(i_im));
         Ok(())
     }
@@ -343,9 +374,7 @@ impl BpfMapOps for LpmTrie {
         let child = self.node(n).child;
         if child[0].is_some() && child[1].is_some() {
             // Two children: the node stays as an intermediate one.
-            let nd = self.node_mut(n);
-            nd.im = true;
-            nd.value = Box::new([]);
+            self.node_mut(n).im = true;
             return Ok(());
         }
         if let Some(p) = parent.filter(|p| self.node(*p).im && child == [None, None]) {
@@ -449,9 +478,9 @@ impl BpfMapOps for LpmTrie {
                 }
             }
         }
-        let n = self.node(next.expect("intermediate nodes have two children"));
-        next_key[..4].copy_from_slice(&n.prefixlen.to_le_bytes());
-        next_key[4..].copy_from_slice(&n.data);
+        let n = next.expect("intermediate nodes have two children");
+        next_key[..4].copy_from_slice(&self.node(n).prefixlen.to_le_bytes());
+        next_key[4..].copy_from_slice(self.data(n));
         Ok(())
     }
 
