@@ -25,8 +25,9 @@ const CHUNK_BYTES: usize = 4096;
 const DIR_PAGE_BITS: u32 = 12;
 
 /// The written chunks by number: a directory of pages of 4096 chunk slots (fewer for a small
-/// array), a page made when a chunk in its range is first written. A lookup is two indexings, no hashing; an array the
-/// kernel would accept (its memory within the machine's) has a directory of a few pages.
+/// array), a page made when a chunk in its range is first written. A lookup is two indexings,
+/// no hashing; the directory reaches as far as the highest chunk written (8 bytes per 4096
+/// chunks), so even an array the kernel refuses as too big costs nothing to describe.
 struct Chunks {
     pages: Vec<Option<DirPage>>,
     /// Slots of a page: 4096, or fewer for an array of fewer chunks.
@@ -37,10 +38,10 @@ struct Chunks {
 type DirPage = Box<[Option<Box<[u8]>>]>;
 
 impl Chunks {
+    /// The directory of an array of `n_chunks` chunks, none written: it grows as they are.
     fn new(n_chunks: u64) -> Chunks {
-        let n_pages = n_chunks.div_ceil(1 << DIR_PAGE_BITS);
         Chunks {
-            pages: (0..n_pages).map(|_| None).collect(),
+            pages: Vec::new(),
             page_len: n_chunks.clamp(1, 1 << DIR_PAGE_BITS) as usize,
         }
     }

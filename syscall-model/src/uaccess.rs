@@ -513,6 +513,103 @@ mod tests {
         assert!(m.read(u64::MAX - 7, &mut b).is_ok());
     }
 
+    /// Random maps, unmaps, reads and writes, some of them near the top of the address space,
+    /// against a plain byte-per-address picture: the same bytes and the same fault addresses.
+    #[test]
+    fn copies_agree_with_a_byte_by_byte_address_space() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pages = |addr: u64, len: u64| {
+            let last = addr.saturating_add(len.max(1) - 1) / PAGE;
+            addr / PAGE..=last
+        };
+        for round in 0..10 {
+            let m = SimMemory::new();
+            let mut want: HashMap<u64, (Vec<u8>, bool)> = HashMap::new();
+            let base = if round % 2 == 0 {
+                0x10000
+            } else {
+                u64::MAX - 8 * PAGE + 1
+            };
+            for _ in 0..2000 {
+                let addr = base.wrapping_add(rnd() % (8 * PAGE));
+                let len = match rnd() % 4 {
+                    0 => (rnd() % 9) as usize,
+                    1 => (rnd() % 70) as usize,
+                    2 => (rnd() % 5000) as usize,
+                    _ => 0,
+                };
+                let byte = |want: &HashMap<u64, (Vec<u8>, bool)>, i: usize| {
+                    let a = addr.checked_add(i as u64).ok_or(Fault { addr: u64::MAX })?;
+                    want.get(&(a / PAGE))
+                        .map(|(b, w)| (a, b[(a % PAGE) as usize], *w))
+                        .ok_or(Fault { addr: a })
+                };
+                match rnd() % 10 {
+                    0 => {
+                        let w = rnd() % 2 == 0;
+                        m.map(addr, len as u64, w);
+                        for p in pages(addr, len as u64) {
+                            if p > 0 {
+                                want.insert(p, (vec![0; PAGE as usize], w));
+                            }
+                        }
+                    }
+                    1 => {
+                        m.unmap(addr, len as u64);
+                        for p in pages(addr, len as u64) {
+                            want.remove(&p);
+                        }
+                    }
+                    2..=5 => {
+                        let data: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                        let mut expect = Ok(());
+                        for (i, d) in data.iter().enumerate() {
+                            match byte(&want, i) {
+                                Ok((a, _, true)) => {
+                                    let page = want.get_mut(&(a / PAGE)).expect("mapped");
+                                    page.0[(a % PAGE) as usize] = *d;
+                                }
+                                Ok((a, _, false)) => {
+                                    expect = Err(Fault { addr: a });
+                                    break;
+                                }
+                                Err(f) => {
+                                    expect = Err(f);
+                                    break;
+                                }
+                            }
+                        }
+                        assert_eq!(m.write(addr, &data), expect, "write {addr:#x} +{len}");
+                    }
+                    _ => {
+                        let mut buf = vec![0xaa; len];
+                        let mut expect_buf = vec![0xaa; len];
+                        let mut expect = Ok(());
+                        for (i, e) in expect_buf.iter_mut().enumerate() {
+                            match byte(&want, i) {
+                                Ok((_, v, _)) => *e = v,
+                                Err(f) => {
+                                    expect = Err(f);
+                                    break;
+                                }
+                            }
+                        }
+                        assert_eq!(m.read(addr, &mut buf), expect, "read {addr:#x} +{len}");
+                        if expect.is_ok() {
+                            assert_eq!(buf, expect_buf, "read {addr:#x} +{len}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A page of this process mapped with `prot`, between two PROT_NONE guard pages.
     #[cfg(target_os = "linux")]
     fn page_with(prot: i32) -> u64 {
