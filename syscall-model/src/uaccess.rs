@@ -103,7 +103,7 @@ const WORDS: usize = PAGE as usize / 8;
 /// at once (as a program's threads and the kernel do) race as hardware does, never as
 /// undefined behaviour. A page number keeps its frame for the life of the address space:
 /// unmapping only clears `mapped`, and mapping again zeroes the frame. That is what lets each
-/// thread cache page-number -> frame translations (see [`Tlb`]) without ever invalidating them.
+/// thread cache page-number -> frame translations (see `TLB`) without ever invalidating them.
 struct Frame {
     words: [AtomicU64; WORDS],
     mapped: AtomicBool,
@@ -180,7 +180,9 @@ impl Frame {
     }
 }
 
-/// A simulated address space made of 4 KiB pages.
+/// A simulated address space made of 4 KiB pages. A page once mapped keeps its 4 KiB frame
+/// until the address space is dropped, unmapped or not: map and unmap the same ranges (as the
+/// harness and the fuzz targets do), not ever new ones.
 pub struct SimMemory {
     /// Every page number ever mapped, with its frame (mapped or not now). Frames are boxed
     /// and never removed, so a frame's address is stable for the life of the address space.
