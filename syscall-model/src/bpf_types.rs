@@ -2,7 +2,7 @@
 //!
 //! The kernel's `bpf_map_types[]` maps a type number to its `struct bpf_map_ops`. Here the
 //! allocation half of those ops (`map_alloc_check`, `map_alloc`) is a [`BpfMapTypeOps`]
-//! value; the element half is the [`BpfMapOps`](crate::map::BpfMapOps) trait object that
+//! value; the element half is the [`BpfMapOps`] trait object that
 //! `map_alloc` returns.
 
 use crate::ctx::Ctx;
