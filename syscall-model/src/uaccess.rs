@@ -7,6 +7,7 @@
 
 use crate::index_hash::IndexBuild;
 use std::cell::Cell;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -119,26 +120,31 @@ impl Frame {
         }
     }
 
-    /// Copies `buf.len()` bytes from page offset `at` (the range stays inside the page).
+    /// Copies `buf.len()` bytes from page offset `at` (the range stays inside the page): the
+    /// bytes before the first whole word, the whole words, the bytes after the last.
     #[inline]
     fn load(&self, at: usize, buf: &mut [u8]) {
-        let (mut i, mut pos) = (0, at);
-        while i < buf.len() {
-            let w = self.words[pos / 8].load(Ordering::Relaxed).to_ne_bytes();
-            let skip = pos % 8;
-            if skip == 0 && buf.len() - i >= 8 {
-                buf[i..i + 8].copy_from_slice(&w);
-                i += 8;
-                pos += 8;
-                continue;
-            }
-            let n = (8 - skip).min(buf.len() - i);
+        let head = ((8 - at % 8) % 8).min(buf.len());
+        let (first, rest) = buf.split_at_mut(head);
+        if head > 0 {
+            let w = self.words[at / 8].load(Ordering::Relaxed).to_ne_bytes();
             // Byte by byte: a memcpy call of a few bytes costs more than the copy.
-            for (d, s) in buf[i..i + n].iter_mut().zip(&w[skip..skip + n]) {
+            for (d, s) in first.iter_mut().zip(&w[at % 8..]) {
                 *d = *s;
             }
-            i += n;
-            pos += n;
+        }
+        let from = (at + head) / 8;
+        let last = from + rest.len() / 8;
+        let mut whole = rest.chunks_exact_mut(8);
+        for (d, w) in whole.by_ref().zip(&self.words[from..]) {
+            d.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        let tail = whole.into_remainder();
+        if !tail.is_empty() {
+            let w = self.words[last].load(Ordering::Relaxed).to_ne_bytes();
+            for (d, s) in tail.iter_mut().zip(&w) {
+                *d = *s;
+            }
         }
     }
 
@@ -146,31 +152,35 @@ impl Frame {
     /// of a word partly covered are merged in, leaving its other bytes as they are.
     #[inline]
     fn store(&self, at: usize, data: &[u8]) {
-        let mut done = 0;
-        while done < data.len() {
-            let pos = at + done;
-            let (w, skip) = (pos / 8, pos % 8);
-            let slot = &self.words[w];
-            if skip == 0 && data.len() - done >= 8 {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&data[done..done + 8]);
-                slot.store(u64::from_ne_bytes(b), Ordering::Relaxed);
-                done += 8;
-            } else {
-                let n = (8 - skip).min(data.len() - done);
-                let part = &data[done..done + n];
-                let merge = |old: u64| {
-                    let mut b = old.to_ne_bytes();
-                    for (d, s) in b[skip..].iter_mut().zip(part) {
-                        *d = *s;
-                    }
-                    Some(u64::from_ne_bytes(b))
-                };
-                // The closure always returns Some: the update cannot fail.
-                let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, merge);
-                done += n;
-            }
+        let head = ((8 - at % 8) % 8).min(data.len());
+        let (first, rest) = data.split_at(head);
+        if head > 0 {
+            self.merge(at / 8, at % 8, first);
         }
+        let from = (at + head) / 8;
+        let whole = rest.chunks_exact(8);
+        let tail = whole.remainder();
+        for (s, w) in whole.zip(&self.words[from..]) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(s);
+            w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        }
+        if !tail.is_empty() {
+            self.merge(from + rest.len() / 8, 0, tail);
+        }
+    }
+
+    /// Writes `part` into word `w` from byte `skip` on, atomically with the word's other bytes.
+    fn merge(&self, w: usize, skip: usize, part: &[u8]) {
+        let merge = |old: u64| {
+            let mut b = old.to_ne_bytes();
+            for (d, s) in b[skip..].iter_mut().zip(part) {
+                *d = *s;
+            }
+            Some(u64::from_ne_bytes(b))
+        };
+        // The closure always returns Some: the update cannot fail.
+        let _ = self.words[w].fetch_update(Ordering::Relaxed, Ordering::Relaxed, merge);
     }
 
     fn clear(&self) {
@@ -250,8 +260,13 @@ impl SimMemory {
         let first = addr / PAGE;
         let last = addr.saturating_add(len.max(1) - 1) / PAGE;
         for p in first.max(1)..=last {
-            let frame = frames.entry(p).or_insert_with(|| Box::new(Frame::new()));
-            frame.clear();
+            let frame = match frames.entry(p) {
+                Entry::Occupied(e) => {
+                    e.get().clear();
+                    e.into_mut()
+                }
+                Entry::Vacant(e) => e.insert(Box::new(Frame::new())),
+            };
             frame.writable.store(writable, Ordering::Relaxed);
             frame.mapped.store(true, Ordering::Release);
         }
