@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 use crate::errno::Errno;
 use crate::hashtab::bpf_map_flags_access_ok;
 use crate::map::{round_up, BatchOps, BpfMapOps, MapDesc, PercpuLayout};
+use crate::uaccess::{copy_bytes, UserBytes};
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use std::collections::HashMap;
 
@@ -172,8 +173,10 @@ impl BpfArray {
         key_index(key)
     }
 
-    fn read_elem(&self, index: u32) -> Vec<u8> {
-        let mut out = vec![0u8; self.elem_len];
+    /// A copy of an element (on the stack for the usual sizes: a per-CPU lookup or update
+    /// allocates nothing).
+    fn read_elem(&self, index: u32) -> UserBytes {
+        let mut out = UserBytes::zeroed(self.elem_len);
         self.read(index, &mut out);
         out
     }
@@ -187,7 +190,7 @@ impl BpfArray {
     fn read(&self, index: u32, out: &mut [u8]) {
         let (c, i) = self.split(index);
         match self.chunks.get(c) {
-            Some(chunk) => out.copy_from_slice(&chunk[i * self.elem_len..][..out.len()]),
+            Some(chunk) => copy_bytes(out, &chunk[i * self.elem_len..][..out.len()]),
             None => out.fill(0),
         }
     }

@@ -97,6 +97,19 @@ impl std::ops::DerefMut for UserBytes {
     }
 }
 
+/// `dst.copy_from_slice(src)` for the equal-length slices of a value or key: a few bytes are
+/// copied in place, more through memcpy (whose call costs more than copying eight bytes).
+#[inline]
+pub(crate) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    if dst.len() <= 16 && dst.len() == src.len() {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 const PAGE: u64 = 4096;
 const WORDS: usize = PAGE as usize / 8;
 

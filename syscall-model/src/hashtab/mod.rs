@@ -21,6 +21,7 @@ use crate::errno::Errno;
 use crate::jhash::{jhash, jhash2};
 use crate::map::{round_up, BatchOps, BpfMap, BpfMapOps, HtabStep, MapDesc, PercpuLayout};
 use crate::map_in_map::{bpf_map_fd_get_ptr, InnerMapMeta};
+use crate::uaccess::copy_bytes;
 use crate::uapi::{elem_flags::*, map_flags::*, MapCreateAttr, MapType, NUMA_NO_NODE};
 use buckets::{Buckets, NIL};
 use std::collections::BTreeMap;
@@ -325,7 +326,7 @@ impl BpfMapOps for Htab {
         match (self.buckets.inner(e), self.percpu) {
             (Some(inner), _) => value.copy_from_slice(&inner.id().to_le_bytes()),
             (None, Some(layout)) => layout.load(self.buckets.value(e), value, flags),
-            (None, None) => value.copy_from_slice(&self.buckets.value(e)[..value.len()]),
+            (None, None) => copy_bytes(value, &self.buckets.value(e)[..value.len()]),
         }
         Ok(())
     }
