@@ -79,8 +79,12 @@ impl Link {
     const NONE: Link = Link(u32::MAX);
 
     fn of(i: usize) -> Link {
-        // A 2^32nd node would need well over 100 GiB of trie: no input gets there.
-        Link(u32::try_from(i).expect("fewer than 2^32 - 1 trie nodes"))
+        // trie_update_elem() refuses (ENOMEM) an update that could number a node past this.
+        Link(
+            u32::try_from(i)
+                .unwrap_or(Link::NONE.0 - 1)
+                .min(Link::NONE.0 - 1),
+        )
     }
 
     fn to(i: Option<usize>) -> Link {
@@ -286,6 +290,11 @@ impl BpfMapOps for LpmTrie {
         let (kplen, kdata) = self.split_key(key);
         let max = self.max_prefixlen;
         check!(ctx, F, kplen > max => Errno::EINVAL, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
+        // lpm_trie_node_alloc(): an update makes at most two nodes. The model's links hold
+        // node numbers below 2^32 - 1 (the memory of that many nodes is not there anyway).
+        let room = self.free.len() + (Link::NONE.0 as usize).saturating_sub(self.nodes.len());
+        check!(ctx, F, room < 2 => Errno::ENOMEM,
+            "lpm_trie_node_alloc(): memory for the new nodes", "{} nodes", self.nodes.len());
         let new_node = Node {
             prefixlen: kplen,
             im: false,
