@@ -15,8 +15,8 @@
 //! - a record (`[node, 0 | key | value]`, 8-byte aligned) is one slot of the slab, taken in
 //!   the order elements arrive (freed slots first), as the kernel hands out preallocated
 //!   elements; it never moves while the element lives, except when the table shrinks;
-//! - the index's capacity follows the element count (between 2x and 16x), not
-//!   `max_entries`, so a map of 2^24 entries holding ten costs ten elements' worth.
+//! - the index's capacity follows the element count (1.25x to 8x it), not `max_entries`, so
+//!   a map of 2^24 entries holding ten costs ten elements' worth.
 //!
 //! Positions in the index move as elements come and go: a position is good until the next
 //! change.
@@ -27,7 +27,8 @@ use std::sync::Arc;
 /// No LRU node.
 pub(super) const NIL: u32 = u32::MAX;
 
-/// An unused index entry.
+/// An unused index entry. No entry is all ones: record numbers stay below 2^31, the most
+/// elements a hash map can hold (`max_entries`).
 const EMPTY: u64 = u64::MAX;
 
 /// The record header: the LRU node, and padding to keep the key 8-byte aligned.
