@@ -141,10 +141,7 @@ impl Frame {
         let (first, rest) = buf.split_at_mut(head);
         if head > 0 {
             let w = self.words[at / 8].load(Ordering::Relaxed).to_ne_bytes();
-            // Byte by byte: a memcpy call of a few bytes costs more than the copy.
-            for (d, s) in first.iter_mut().zip(&w[at % 8..]) {
-                *d = *s;
-            }
+            copy_bytes(first, &w[at % 8..at % 8 + head]);
         }
         let from = (at + head) / 8;
         let last = from + rest.len() / 8;
@@ -155,9 +152,7 @@ impl Frame {
         let tail = whole.into_remainder();
         if !tail.is_empty() {
             let w = self.words[last].load(Ordering::Relaxed).to_ne_bytes();
-            for (d, s) in tail.iter_mut().zip(&w) {
-                *d = *s;
-            }
+            copy_bytes(tail, &w[..tail.len()]);
         }
     }
 
@@ -187,9 +182,7 @@ impl Frame {
     fn merge(&self, w: usize, skip: usize, part: &[u8]) {
         let merge = |old: u64| {
             let mut b = old.to_ne_bytes();
-            for (d, s) in b[skip..].iter_mut().zip(part) {
-                *d = *s;
-            }
+            copy_bytes(&mut b[skip..skip + part.len()], part);
             Some(u64::from_ne_bytes(b))
         };
         // The closure always returns Some: the update cannot fail.
