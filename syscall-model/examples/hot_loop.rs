@@ -1,7 +1,8 @@
 //! One element command in a loop, for a profiler: the model alone, no harness around it.
 //!
 //! `hot_loop [MAP_TYPE [ENTRIES [ROUNDS [CMD]]]]` (defaults: 2 (ARRAY), 1000, 20000, all)
-//! fills a map of ENTRIES 4-byte keys and 8-byte values, then times, in ns per call, a lookup
+//! fills a map of ENTRIES 4-byte keys (for an LPM trie, /32 prefixes of 4-byte addresses)
+//! and 8-byte values, then times, in ns per call, a lookup
 //! on a closed fd (the fixed cost up to fdget), BPF_MAP_UPDATE_ELEM (CMD 2) and
 //! BPF_MAP_LOOKUP_ELEM (CMD 1) over every key ROUNDS times; CMD 0 times the closed-fd lookup
 //! alone. For example:
@@ -29,22 +30,32 @@ fn main() {
     let p = k.spawn(Cred::root());
     let mem = SimMemory::new();
     let base = 0x10_0000u64;
-    mem.map(base, 4096 + n as u64 * 40 + 4096, true);
+    // BPF_MAP_TYPE_LPM_TRIE keys start with the prefix length, and it needs BPF_F_NO_PREALLOC.
+    let lpm = map_type == 11;
+    let key_size: u32 = if lpm { 8 } else { 4 };
+    mem.map(base, 4096 + n as u64 * (32 + key_size as u64) + 4096, true);
     let mut a = [0u8; 72];
     a[0..4].copy_from_slice(&map_type.to_le_bytes());
-    a[4..8].copy_from_slice(&4u32.to_le_bytes());
+    a[4..8].copy_from_slice(&key_size.to_le_bytes());
     a[8..12].copy_from_slice(&8u32.to_le_bytes());
     a[12..16].copy_from_slice(&n.to_le_bytes());
+    a[16..20].copy_from_slice(&u32::from(lpm).to_le_bytes());
     mem.poke(base, &a);
     let fd = p.bpf(0, base, 72, &mem).expect("BPF_MAP_CREATE") as u32;
     let keys = base + 4096;
-    let val = keys + n as u64 * 4;
+    let val = keys + n as u64 * key_size as u64;
     let attrs = val + 64;
     for i in 0..n {
-        mem.poke(keys + i as u64 * 4, &i.to_le_bytes());
+        let key = keys + i as u64 * key_size as u64;
+        if lpm {
+            mem.poke(key, &32u32.to_le_bytes());
+            mem.poke(key + 4, &i.to_be_bytes());
+        } else {
+            mem.poke(key, &i.to_le_bytes());
+        }
         let mut at = [0u8; 32];
         at[0..4].copy_from_slice(&fd.to_le_bytes());
-        at[8..16].copy_from_slice(&(keys + i as u64 * 4).to_le_bytes());
+        at[8..16].copy_from_slice(&key.to_le_bytes());
         at[16..24].copy_from_slice(&val.to_le_bytes());
         mem.poke(attrs + i as u64 * 32, &at);
     }

@@ -49,11 +49,11 @@ pub fn trie_alloc(
     let trie = LpmTrie {
         data_size,
         value_size: attr.value_size as usize,
-        data: Vec::new(),
+        stride: (Node::SIZE + data_size).next_multiple_of(4),
+        slab: Vec::new(),
         values: Vec::new(),
         max_prefixlen: data_size as u32 * 8,
         root: None,
-        nodes: Vec::new(),
         free: Vec::new(),
         n_entries: 0,
         node_size,
@@ -61,13 +61,40 @@ pub fn trie_alloc(
     Ok((MapDesc::from_attr(attr), Box::new(trie)))
 }
 
-/// A node; its key data and value live in the trie's slabs at the node's index.
+/// A node's fixed part. In the trie's slab it is followed by the node's key data, as a
+/// kernel `lpm_trie_node` holds its data inline; its value lives in a second slab at the
+/// node's index.
 #[derive(Clone, Copy)]
 struct Node {
     prefixlen: u32,
     /// An intermediate node: no value, exactly two children.
     im: bool,
     child: [Link; 2],
+}
+
+impl Node {
+    /// Bytes of the fixed part in the slab: four u32 words (prefixlen, flags, two links).
+    const SIZE: usize = 16;
+    const FLAG_IM: u32 = 1;
+
+    fn decode(b: &[u8]) -> Node {
+        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Node {
+            prefixlen: word(0),
+            im: word(4) & Node::FLAG_IM != 0,
+            child: [Link(word(8)), Link(word(12))],
+        }
+    }
+
+    fn encode(self, b: &mut [u8]) {
+        let flags = if self.im { Node::FLAG_IM } else { 0 };
+        for (i, w) in [self.prefixlen, flags, self.child[0].0, self.child[1].0]
+            .into_iter()
+            .enumerate()
+        {
+            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+    }
 }
 
 /// A child link: a node index, or none. Four bytes, so a node takes 16 and a walk down the
@@ -96,18 +123,21 @@ impl Link {
     }
 }
 
-/// `struct lpm_trie`; nodes live in an arena, linked by index, their key data and values in
-/// two slabs beside it (a walk down the trie reads no pointer but the child index).
+/// `struct lpm_trie`; nodes live in a slab, linked by index. A node's fixed part and key
+/// data sit together, so a walk down the trie reads one place per level; values are in a
+/// second slab, read only at the end of a lookup.
 struct LpmTrie {
     data_size: usize,
     value_size: usize,
-    /// `data_size` bytes per node index.
-    data: Vec<u8>,
+    /// `stride` bytes per node index: the [`Node`], then `data_size` bytes of key data.
+    slab: Vec<u8>,
+    /// `Node::SIZE + data_size`, rounded up to whole u32 words.
+    stride: usize,
     /// `value_size` bytes per node index (unused for intermediate nodes).
     values: Vec<u8>,
     max_prefixlen: u32,
     root: Option<usize>,
-    nodes: Vec<Option<Node>>,
+    /// Node indexes released and not reused yet.
     free: Vec<usize>,
     n_entries: u32,
     /// `sizeof(struct lpm_trie_node)` of the profiled kernel.
@@ -121,6 +151,37 @@ enum Slot {
     Child(usize, usize),
 }
 
+/// `__longest_prefix_match()`: the number of leading bits `a` and `b` share, at most
+/// `limit`. Eight bytes at a time, then four, then one, stopping once `limit` is reached, as
+/// the kernel does where unaligned loads are cheap.
+fn prefix_match(a: &[u8], b: &[u8], limit: u32) -> u32 {
+    let n = a.len().min(b.len());
+    let (mut i, mut len) = (0, 0u32);
+    while i + 8 <= n && len < limit {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().unwrap_or_default());
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        if x != y {
+            return (len + (x ^ y).leading_zeros()).min(limit);
+        }
+        (i, len) = (i + 8, len + 64);
+    }
+    if i + 4 <= n && len < limit {
+        let x = u32::from_be_bytes(a[i..i + 4].try_into().unwrap_or_default());
+        let y = u32::from_be_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        if x != y {
+            return (len + (x ^ y).leading_zeros()).min(limit);
+        }
+        (i, len) = (i + 4, len + 32);
+    }
+    while i < n && len < limit {
+        if a[i] != b[i] {
+            return (len + (a[i] ^ b[i]).leading_zeros()).min(limit);
+        }
+        (i, len) = (i + 1, len + 8);
+    }
+    len.min(limit)
+}
+
 /// `extract_bit()`: bit `index` of `data`, most significant bit of byte 0 first.
 fn extract_bit(data: &[u8], index: u32) -> usize {
     let byte = data.get((index / 8) as usize).copied().unwrap_or(0);
@@ -128,12 +189,17 @@ fn extract_bit(data: &[u8], index: u32) -> usize {
 }
 
 impl LpmTrie {
-    fn node(&self, i: usize) -> &Node {
-        self.nodes[i].as_ref().expect("live node")
+    /// Node indexes handed out so far (live or free).
+    fn n_nodes(&self) -> usize {
+        self.slab.len() / self.stride
     }
 
-    fn node_mut(&mut self, i: usize) -> &mut Node {
-        self.nodes[i].as_mut().expect("live node")
+    fn node(&self, i: usize) -> Node {
+        Node::decode(&self.slab[i * self.stride..][..Node::SIZE])
+    }
+
+    fn put(&mut self, i: usize, node: Node) {
+        node.encode(&mut self.slab[i * self.stride..][..Node::SIZE]);
     }
 
     fn get(&self, slot: Slot) -> Option<usize> {
@@ -146,13 +212,17 @@ impl LpmTrie {
     fn set(&mut self, slot: Slot, v: Option<usize>) {
         match slot {
             Slot::Root => self.root = v,
-            Slot::Child(n, b) => self.node_mut(n).child[b] = Link::to(v),
+            Slot::Child(n, b) => {
+                let mut node = self.node(n);
+                node.child[b] = Link::to(v);
+                self.put(n, node);
+            }
         }
     }
 
     /// The key data a node was made from (bits past its prefix included).
     fn data(&self, i: usize) -> &[u8] {
-        &self.data[i * self.data_size..(i + 1) * self.data_size]
+        &self.slab[i * self.stride + Node::SIZE..][..self.data_size]
     }
 
     fn value(&self, i: usize) -> &[u8] {
@@ -162,19 +232,17 @@ impl LpmTrie {
     /// A new node with its key data and value (an intermediate node has none: `value` empty).
     fn alloc(&mut self, node: Node, data: &[u8], value: &[u8]) -> usize {
         let i = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i] = Some(node);
+            Some(i) => i,
+            None => {
+                let i = self.n_nodes();
+                self.slab.resize((i + 1) * self.stride, 0);
+                self.values.resize((i + 1) * self.value_size, 0);
                 i
             }
-            None => {
-                self.nodes.push(Some(node));
-                self.data.resize(self.nodes.len() * self.data_size, 0);
-                self.values.resize(self.nodes.len() * self.value_size, 0);
-                self.nodes.len() - 1
-            }
         };
+        self.put(i, node);
         let (ds, vs) = (self.data_size, self.value_size);
-        self.data[i * ds..(i + 1) * ds].copy_from_slice(&data[..ds]);
+        self.slab[i * self.stride + Node::SIZE..][..ds].copy_from_slice(&data[..ds]);
         let v = &mut self.values[i * vs..(i + 1) * vs];
         v.fill(0);
         v[..value.len().min(vs)].copy_from_slice(&value[..value.len().min(vs)]);
@@ -182,31 +250,19 @@ impl LpmTrie {
     }
 
     fn release(&mut self, i: usize) {
-        self.nodes[i] = None;
         self.free.push(i);
-        if self.free.len() == self.nodes.len() {
+        if self.free.len() == self.n_nodes() {
             // Empty again: give the slabs back.
-            self.nodes = Vec::new();
+            self.slab = Vec::new();
             self.free = Vec::new();
-            self.data = Vec::new();
             self.values = Vec::new();
         }
     }
 
-    /// `longest_prefix_match()`: how many leading bits of the node and the key agree, at most
-    /// the shorter of the two prefixes.
-    fn longest_prefix_match(&self, node: usize, kplen: u32, kdata: &[u8]) -> u32 {
-        let limit = self.node(node).prefixlen.min(kplen);
-        let mut len = 0;
-        for (a, b) in self.data(node).iter().zip(kdata) {
-            let diff = a ^ b;
-            if diff != 0 {
-                len += diff.leading_zeros();
-                break;
-            }
-            len += 8;
-        }
-        len.min(limit)
+    /// `longest_prefix_match()`: how many leading bits of node `n` (whose fixed part is
+    /// `node`) and the key agree, at most the shorter of the two prefixes.
+    fn longest_prefix_match(&self, n: usize, node: &Node, kplen: u32, kdata: &[u8]) -> u32 {
+        prefix_match(self.data(n), kdata, node.prefixlen.min(kplen))
     }
 
     fn split_key<'k>(&self, key: &'k [u8]) -> (u32, &'k [u8]) {
@@ -245,12 +301,12 @@ impl BpfMapOps for LpmTrie {
         let mut found = None;
         let mut cur = self.root;
         while let Some(n) = cur {
-            let matchlen = self.longest_prefix_match(n, kplen, kdata);
+            let node = self.node(n);
+            let matchlen = self.longest_prefix_match(n, &node, kplen, kdata);
             if matchlen == max {
                 found = Some(n);
                 break;
             }
-            let node = self.node(n);
             if matchlen < node.prefixlen {
                 break;
             }
@@ -292,9 +348,9 @@ impl BpfMapOps for LpmTrie {
         check!(ctx, F, kplen > max => Errno::EINVAL, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
         // lpm_trie_node_alloc(): an update makes at most two nodes. The model's links hold
         // node numbers below 2^32 - 1 (the memory of that many nodes is not there anyway).
-        let room = self.free.len() + (Link::NONE.0 as usize).saturating_sub(self.nodes.len());
+        let room = self.free.len() + (Link::NONE.0 as usize).saturating_sub(self.n_nodes());
         check!(ctx, F, room < 2 => Errno::ENOMEM,
-            "lpm_trie_node_alloc(): memory for the new nodes", "{} nodes", self.nodes.len());
+            "lpm_trie_node_alloc(): memory for the new nodes", "{} nodes", self.n_nodes());
         let new_node = Node {
             prefixlen: kplen,
             im: false,
@@ -306,8 +362,9 @@ impl BpfMapOps for LpmTrie {
         let mut matchlen = 0;
         let mut node = self.get(slot);
         while let Some(n) = node {
-            matchlen = self.longest_prefix_match(n, kplen, kdata);
-            let np = self.node(n).prefixlen;
+            let nd = self.node(n);
+            let np = nd.prefixlen;
+            matchlen = self.longest_prefix_match(n, &nd, kplen, kdata);
             if np != matchlen || np == kplen {
                 break;
             }
@@ -380,8 +437,9 @@ impl BpfMapOps for LpmTrie {
         let mut matchlen = 0;
         let mut node = self.get(trim);
         while let Some(n) = node {
-            matchlen = self.longest_prefix_match(n, kplen, kdata);
-            let np = self.node(n).prefixlen;
+            let nd = self.node(n);
+            let np = nd.prefixlen;
+            matchlen = self.longest_prefix_match(n, &nd, kplen, kdata);
             if np != matchlen || np == kplen {
                 break;
             }
@@ -405,7 +463,9 @@ impl BpfMapOps for LpmTrie {
         let child = self.node(n).child.map(Link::get);
         if child[0].is_some() && child[1].is_some() {
             // Two children: the node stays as an intermediate one.
-            self.node_mut(n).im = true;
+            let mut node = self.node(n);
+            node.im = true;
+            self.put(n, node);
             return Ok(());
         }
         if let Some(p) = parent.filter(|p| self.node(*p).im && child == [None, None]) {
@@ -445,12 +505,13 @@ impl BpfMapOps for LpmTrie {
             let mut node = Some(root);
             while let Some(n) = node {
                 stack.push(n);
-                matchlen = self.longest_prefix_match(n, kplen, kdata);
-                let np = self.node(n).prefixlen;
+                let nd = self.node(n);
+                let np = nd.prefixlen;
+                matchlen = self.longest_prefix_match(n, &nd, kplen, kdata);
                 if np != matchlen || np == kplen {
                     break;
                 }
-                node = self.node(n).child[extract_bit(kdata, np)].get();
+                node = nd.child[extract_bit(kdata, np)].get();
             }
             let exact = node.filter(|n| self.node(*n).prefixlen == matchlen && !self.node(*n).im);
             if exact.is_some() {
@@ -522,5 +583,41 @@ impl BpfMapOps for LpmTrie {
     /// `trie_mem_usage()`: only the entries count, not the trie itself.
     fn map_mem_usage(&self, map: &MapDesc) -> u64 {
         (self.node_size + self.data_size as u64 + map.value_size as u64) * self.n_entries as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared leading bits, counted one bit at a time.
+    fn bitwise(a: &[u8], b: &[u8], limit: u32) -> u32 {
+        let bits = (a.len().min(b.len()) * 8) as u32;
+        (0..bits)
+            .find(|&i| extract_bit(a, i) != extract_bit(b, i))
+            .unwrap_or(bits)
+            .min(limit)
+    }
+
+    #[test]
+    fn prefix_match_counts_the_shared_leading_bits_up_to_the_limit() {
+        for size in 1..=20usize {
+            let a: Vec<u8> = (0..size)
+                .map(|i| (i as u8).wrapping_mul(29) ^ 0x3c)
+                .collect();
+            for bit in 0..size * 8 {
+                let mut b = a.clone();
+                b[bit / 8] ^= 0x80 >> (bit % 8);
+                for limit in [0, 1, bit as u32, bit as u32 + 1, (size * 8) as u32] {
+                    assert_eq!(
+                        prefix_match(&a, &b, limit),
+                        bitwise(&a, &b, limit),
+                        "size {size}, differing bit {bit}, limit {limit}"
+                    );
+                }
+            }
+            let all = (size * 8) as u32;
+            assert_eq!(prefix_match(&a, &a, all), all, "size {size}, equal");
+        }
     }
 }
