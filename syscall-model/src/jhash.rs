@@ -64,15 +64,19 @@ pub fn jhash(key: &[u8], initval: u32) -> u32 {
     if k.is_empty() {
         return c;
     }
-    // The tail: byte i of the last block goes to bits 8*(i%4) of a, b or c.
-    for (i, byte) in k.iter().enumerate() {
-        let v = (*byte as u32) << (8 * (i % 4));
-        match i / 4 {
-            0 => a = a.wrapping_add(v),
-            1 => b = b.wrapping_add(v),
-            _ => c = c.wrapping_add(v),
-        }
-    }
+    // The tail: byte i of the last block goes to bits 8*(i%4) of a, b or c, which is the same
+    // as adding the little-endian words of the block padded with zeros.
+    let padded = |i: usize| match k.get(i..i + 4) {
+        Some(w) => word(w, 0),
+        None => k
+            .iter()
+            .skip(i)
+            .enumerate()
+            .fold(0, |w, (j, byte)| w | u32::from(*byte) << (8 * j)),
+    };
+    a = a.wrapping_add(padded(0));
+    b = b.wrapping_add(padded(4));
+    c = c.wrapping_add(padded(8));
     final_mix(&mut a, &mut b, &mut c);
     c
 }
@@ -122,6 +126,62 @@ mod tests {
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
             assert_eq!(jhash(&bytes, 7), jhash2(&words, 7), "len {len}");
+        }
+    }
+
+    /// jhash as jhash.h spells out its tail: one case per remaining byte count, each adding
+    /// its byte at its place in a, b or c.
+    fn jhash_by_cases(key: &[u8], initval: u32) -> u32 {
+        let mut a = JHASH_INITVAL
+            .wrapping_add(key.len() as u32)
+            .wrapping_add(initval);
+        let (mut b, mut c) = (a, a);
+        let mut k = key;
+        while k.len() > 12 {
+            let w = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]);
+            a = a.wrapping_add(w(0));
+            b = b.wrapping_add(w(4));
+            c = c.wrapping_add(w(8));
+            mix(&mut a, &mut b, &mut c);
+            k = &k[12..];
+        }
+        if k.is_empty() {
+            return c;
+        }
+        for n in (1..=k.len()).rev() {
+            let v = u32::from(k[n - 1]);
+            match n {
+                12 => c = c.wrapping_add(v << 24),
+                11 => c = c.wrapping_add(v << 16),
+                10 => c = c.wrapping_add(v << 8),
+                9 => c = c.wrapping_add(v),
+                8 => b = b.wrapping_add(v << 24),
+                7 => b = b.wrapping_add(v << 16),
+                6 => b = b.wrapping_add(v << 8),
+                5 => b = b.wrapping_add(v),
+                4 => a = a.wrapping_add(v << 24),
+                3 => a = a.wrapping_add(v << 16),
+                2 => a = a.wrapping_add(v << 8),
+                _ => a = a.wrapping_add(v),
+            }
+        }
+        final_mix(&mut a, &mut b, &mut c);
+        c
+    }
+
+    #[test]
+    fn jhash_adds_the_tail_bytes_at_their_places_for_every_length() {
+        for len in 0..=40usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|x| (x as u8).wrapping_mul(151) ^ 0x5a)
+                .collect();
+            for initval in [0, 1, 0x9e37_79b9] {
+                assert_eq!(
+                    jhash(&bytes, initval),
+                    jhash_by_cases(&bytes, initval),
+                    "len {len} initval {initval:#x}"
+                );
+            }
         }
     }
 
