@@ -97,16 +97,25 @@ impl std::ops::DerefMut for UserBytes {
     }
 }
 
-/// `dst.copy_from_slice(src)` for the equal-length slices of a value or key: a few bytes are
-/// copied in place, more through memcpy (whose call costs more than copying eight bytes).
+/// `dst.copy_from_slice(src)` for the equal-length slices of a value or key. Up to 16 bytes
+/// go as two fixed-size copies that may overlap (a compiler turns a byte loop of unknown
+/// length into a call to memcpy, which costs more than the copy); more go through memcpy.
 #[inline]
 pub(crate) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
-    if dst.len() <= 16 && dst.len() == src.len() {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
-    } else {
+    let n = dst.len();
+    if n != src.len() || n > 16 {
         dst.copy_from_slice(src);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else if n >= 2 {
+        dst[..2].copy_from_slice(&src[..2]);
+        dst[n - 2..].copy_from_slice(&src[n - 2..]);
+    } else if n == 1 {
+        dst[0] = src[0];
     }
 }
 

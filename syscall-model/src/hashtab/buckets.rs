@@ -52,16 +52,28 @@ fn round8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
 
-/// `memcmp(a, b) == 0` for keys, a word at a time: a libc call per compare of a 4-byte key
-/// would cost more than the compare.
+/// `memcmp(a, b) == 0` for keys. Up to 16 bytes compare as two fixed-size loads from each
+/// end, which may overlap: a libc call per compare of a 4-byte key would cost more than the
+/// compare. Longer keys go a word at a time.
 #[inline]
 fn same_key(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (wa.remainder(), wb.remainder());
-    wa.zip(wb).all(|(x, y)| x == y) && ra.iter().zip(rb).all(|(x, y)| x == y)
+    let w8 = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().unwrap_or_default());
+    let w4 = |s: &[u8], i: usize| u32::from_ne_bytes(s[i..i + 4].try_into().unwrap_or_default());
+    match n {
+        0 => true,
+        1..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => {
+            let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+            let (ra, rb) = (wa.remainder(), wb.remainder());
+            wa.zip(wb).all(|(x, y)| x == y) && ra.iter().zip(rb).all(|(x, y)| x == y)
+        }
+    }
 }
 
 /// Asks for transparent huge pages under a large index: a lookup reads it at a random place,
@@ -388,6 +400,20 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_key_differs_at_any_byte_of_any_length() {
+        for n in 0..=40usize {
+            let a: Vec<u8> = (0..n).map(|i| i as u8 ^ 0xa5).collect();
+            assert!(same_key(&a, &a.clone()), "len {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x10;
+                assert!(!same_key(&a, &b), "len {n}, byte {i}");
+            }
+            assert!(!same_key(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
 
     /// Keys (their first byte) in walk order, with their buckets.
     fn walk(t: &Buckets) -> Vec<(u32, u8)> {
