@@ -22,6 +22,7 @@
 //! change.
 
 use crate::map::BpfMap;
+use crate::uaccess::copy_bytes;
 use std::sync::Arc;
 
 /// No LRU node.
@@ -269,19 +270,20 @@ impl Buckets {
         if (self.count + 1) * LOAD_DEN > self.cap * LOAD_NUM {
             self.rebuild(grown(self.cap), false);
         }
+        let s = self.stride;
         let rec = match self.free.pop() {
-            Some(r) => r as usize,
+            Some(r) => {
+                self.records[r as usize * s..][..s].fill(0);
+                r as usize
+            }
             None => {
-                let r = self.records.len() / self.stride;
-                self.records.resize(self.records.len() + self.stride, 0);
-                r
+                self.records.resize(self.records.len() + s, 0);
+                self.records.len() / s - 1
             }
         };
-        let s = self.stride;
         let r = &mut self.records[rec * s..(rec + 1) * s];
-        r.fill(0);
         r[..4].copy_from_slice(&node.to_ne_bytes());
-        r[HEADER..HEADER + key.len()].copy_from_slice(key);
+        copy_bytes(&mut r[HEADER..HEADER + key.len()], key);
         let entry = u64::from(hash) | (rec as u64) << 32;
         // The bucket's head position: past the entries of earlier buckets.
         let mut at = self.home(b);
