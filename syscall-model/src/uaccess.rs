@@ -261,10 +261,19 @@ impl SimMemory {
             // space itself, which `&self` keeps alive.
             return Some(unsafe { &*frame });
         }
+        self.frame_miss(page, slot)
+    }
+
+    /// A TLB miss: the frame from the address space's table, remembered in `slot`. Out of line,
+    /// so that the hit path of every copy stays short.
+    #[cold]
+    #[inline(never)]
+    fn frame_miss(&self, page: u64, slot: usize) -> Option<&Frame> {
         let table = self.table();
         let frame: *const Frame = &**table.get(&page)?;
         TLB.with(|tlb| tlb[slot].set((self.id, page, frame)));
-        // SAFETY: as above: the frame lives as long as `self`.
+        // SAFETY: the frame is boxed in this address space's table, which never frees a frame
+        // while `self` (and so the reference returned) lives.
         Some(unsafe { &*frame })
     }
 
