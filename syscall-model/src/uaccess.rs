@@ -144,7 +144,7 @@ impl Frame {
 
     /// Copies `buf.len()` bytes from page offset `at` (the range stays inside the page): the
     /// bytes before the first whole word, the whole words, the bytes after the last.
-    #[inline]
+    #[inline(always)]
     fn load(&self, at: usize, buf: &mut [u8]) {
         let head = ((8 - at % 8) % 8).min(buf.len());
         let (first, rest) = buf.split_at_mut(head);
@@ -167,7 +167,7 @@ impl Frame {
 
     /// Copies `data` to page offset `at` (inside the page). Whole words are stored; the bytes
     /// of a word partly covered are merged in, leaving its other bytes as they are.
-    #[inline]
+    #[inline(always)]
     fn store(&self, at: usize, data: &[u8]) {
         let head = ((8 - at % 8) % 8).min(data.len());
         let (first, rest) = data.split_at(head);
