@@ -75,24 +75,31 @@ struct Node {
 impl Node {
     /// Bytes of the fixed part in the slab: four u32 words (prefixlen, flags, two links).
     const SIZE: usize = 16;
+    /// The words of the fixed part.
+    const PREFIXLEN: usize = 0;
+    const FLAGS: usize = 1;
+    /// The first of the two child links.
+    const CHILD: usize = 2;
     const FLAG_IM: u32 = 1;
 
     fn decode(b: &[u8]) -> Node {
-        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let word =
+            |w: usize| u32::from_ne_bytes([b[w * 4], b[w * 4 + 1], b[w * 4 + 2], b[w * 4 + 3]]);
         Node {
-            prefixlen: word(0),
-            im: word(4) & Node::FLAG_IM != 0,
-            child: [Link(word(8)), Link(word(12))],
+            prefixlen: word(Node::PREFIXLEN),
+            im: word(Node::FLAGS) & Node::FLAG_IM != 0,
+            child: [Link(word(Node::CHILD)), Link(word(Node::CHILD + 1))],
         }
     }
 
     fn encode(self, b: &mut [u8]) {
-        let flags = if self.im { Node::FLAG_IM } else { 0 };
-        for (i, w) in [self.prefixlen, flags, self.child[0].0, self.child[1].0]
-            .into_iter()
-            .enumerate()
-        {
-            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        let mut words = [0u32; 4];
+        words[Node::PREFIXLEN] = self.prefixlen;
+        words[Node::FLAGS] = if self.im { Node::FLAG_IM } else { 0 };
+        words[Node::CHILD] = self.child[0].0;
+        words[Node::CHILD + 1] = self.child[1].0;
+        for (w, word) in words.into_iter().enumerate() {
+            b[w * 4..w * 4 + 4].copy_from_slice(&word.to_ne_bytes());
         }
     }
 }
@@ -154,6 +161,7 @@ enum Slot {
 /// `__longest_prefix_match()`: the number of leading bits `a` and `b` share, at most
 /// `limit`. Eight bytes at a time, then four, then one, stopping once `limit` is reached, as
 /// the kernel does where unaligned loads are cheap.
+#[inline]
 fn prefix_match(a: &[u8], b: &[u8], limit: u32) -> u32 {
     let n = a.len().min(b.len());
     let (mut i, mut len) = (0, 0u32);
@@ -183,6 +191,7 @@ fn prefix_match(a: &[u8], b: &[u8], limit: u32) -> u32 {
 }
 
 /// `extract_bit()`: bit `index` of `data`, most significant bit of byte 0 first.
+#[inline]
 fn extract_bit(data: &[u8], index: u32) -> usize {
     let byte = data.get((index / 8) as usize).copied().unwrap_or(0);
     ((byte >> (7 - index % 8)) & 1) as usize
@@ -196,6 +205,18 @@ impl LpmTrie {
 
     fn node(&self, i: usize) -> Node {
         Node::decode(&self.slab[i * self.stride..][..Node::SIZE])
+    }
+
+    /// Word `w` of node `i`'s fixed part (see [`Node::encode`]), read on its own: a lookup
+    /// reads the prefix length, the flags and one link, not the whole node. (A node number
+    /// past the slab, which would be a bug, reads as no link rather than a panic.)
+    #[inline]
+    fn word(&self, i: usize, w: usize) -> u32 {
+        let at = i * self.stride + w * 4;
+        match self.slab.get(at..at + 4) {
+            Some(b) => u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            None => Link::NONE.0,
+        }
     }
 
     fn put(&mut self, i: usize, node: Node) {
@@ -301,19 +322,19 @@ impl BpfMapOps for LpmTrie {
         let mut found = None;
         let mut cur = self.root;
         while let Some(n) = cur {
-            let node = self.node(n);
-            let matchlen = self.longest_prefix_match(n, &node, kplen, kdata);
+            let prefixlen = self.word(n, Node::PREFIXLEN);
+            let matchlen = prefix_match(self.data(n), kdata, prefixlen.min(kplen));
             if matchlen == max {
                 found = Some(n);
                 break;
             }
-            if matchlen < node.prefixlen {
+            if matchlen < prefixlen {
                 break;
             }
-            if !node.im {
+            if self.word(n, Node::FLAGS) & Node::FLAG_IM == 0 {
                 found = Some(n);
             }
-            cur = node.child[extract_bit(kdata, node.prefixlen)].get();
+            cur = Link(self.word(n, Node::CHILD + extract_bit(kdata, prefixlen))).get();
         }
         let Some(n) = found else {
             return Err(ctx.fail(
