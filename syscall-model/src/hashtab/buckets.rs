@@ -77,22 +77,27 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Asks for transparent huge pages under a large index: a lookup reads it at a random place,
-/// and with 4 KiB pages most reads would also miss the TLB.
-fn huge_pages(buf: &mut [u64]) {
+/// An index of `len` empty entries, on transparent huge pages where it is large: a lookup
+/// reads it at a random place, and with 4 KiB pages most reads would also miss the TLB. The
+/// advice is given before the first write, since pages already faulted in stay small.
+fn empty_index(len: usize) -> Vec<u64> {
+    let mut index = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let start = (buf.as_mut_ptr() as usize).next_multiple_of(HUGE);
-        let end = (buf.as_mut_ptr() as usize + buf.len() * 8) / HUGE * HUGE;
+        let spare = index.spare_capacity_mut();
+        let start = (spare.as_mut_ptr() as usize).next_multiple_of(HUGE);
+        let end = (spare.as_mut_ptr() as usize + spare.len() * 8) / HUGE * HUGE;
         if end > start {
-            // SAFETY: advice about whole pages inside a buffer this table owns; it changes how
-            // the kernel backs them, never their contents.
+            // SAFETY: advice about whole pages inside the allocation this vector owns; it
+            // changes how the kernel backs them, never what they hold.
             unsafe {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
             }
         }
     }
+    index.resize(len, EMPTY);
+    index
 }
 
 /// The buckets of one hash table and their elements.
@@ -364,8 +369,7 @@ impl Buckets {
     /// the records too, in walk order and without holes.
     fn rebuild(&mut self, cap: usize, compact: bool) {
         self.cap = cap;
-        let mut index = vec![EMPTY; cap + cap / 8 + 8];
-        huge_pages(&mut index);
+        let mut index = empty_index(cap + cap / 8 + 8);
         let mut next = 0usize;
         for &e in self.index.iter().filter(|&&e| e != EMPTY) {
             let at = self.home(self.bucket_of_entry(e)).max(next);
