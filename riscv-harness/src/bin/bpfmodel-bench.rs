@@ -577,8 +577,10 @@ fn main() -> std::process::ExitCode {
         // Every map has 8-byte values; a per-CPU one takes a slot per possible CPU in user space.
         let user_value = if spec.map_type == 5 { 8 * ncpus } else { 8 };
         for &n in &sizes {
-            // Short runs are at the mercy of the machine: the best of several.
-            let reps = if n <= 100_000 { 5 } else { 1 };
+            // Runs are at the mercy of the machine: the best of several, fewer of the long ones
+            // (at 1M one run of a 1M map's lookups varied from 141 to 182 ns between
+            // invocations here).
+            let reps = if n <= 100_000 { 5 } else { 3 };
             let run_kernel = || {
                 run_side(
                     &mut KernelSide { arena: Vec::new() },
