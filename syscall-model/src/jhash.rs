@@ -46,7 +46,8 @@ fn final_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
 }
 
 /// `jhash(key, length, initval)`: hashes bytes, reading whole 32-bit little-endian words
-/// while more than 12 bytes remain and the last 1..=12 bytes one by one.
+/// while more than 12 bytes remain; the last 1..=12 bytes go in as the header's switch adds
+/// them, which is as zero-padded little-endian words.
 pub fn jhash(key: &[u8], initval: u32) -> u32 {
     let len = key.len() as u32;
     let mut a = JHASH_INITVAL.wrapping_add(len).wrapping_add(initval);

@@ -159,8 +159,9 @@ enum Slot {
 }
 
 /// `__longest_prefix_match()`: the number of leading bits `a` and `b` share, at most
-/// `limit`. Eight bytes at a time, then four, then one, stopping once `limit` is reached, as
-/// the kernel does where unaligned loads are cheap.
+/// `limit`. Eight bytes at a time while they last, then four, then single bytes, stopping
+/// once `limit` is reached; the kernel steps by eight once (on 64-bit machines with cheap
+/// unaligned loads), then by four, two and one, and counts the same bits.
 #[inline]
 fn prefix_match(a: &[u8], b: &[u8], limit: u32) -> u32 {
     let n = a.len().min(b.len());
@@ -208,8 +209,7 @@ impl LpmTrie {
     }
 
     /// Word `w` of node `i`'s fixed part (see [`Node::encode`]), read on its own: a lookup
-    /// reads the prefix length, the flags and one link, not the whole node. (A node number
-    /// past the slab, which would be a bug, reads as no link rather than a panic.)
+    /// reads the prefix length, the flags and one link, not the whole node.
     #[inline]
     fn word(&self, i: usize, w: usize) -> u32 {
         let at = i * self.stride + w * 4;
@@ -271,6 +271,7 @@ impl LpmTrie {
     }
 
     fn release(&mut self, i: usize) {
+        debug_assert!(!self.free.contains(&i), "node {i} released twice");
         self.free.push(i);
         if self.free.len() == self.n_nodes() {
             // Empty again: give the slabs back.

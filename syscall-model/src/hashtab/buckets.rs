@@ -79,7 +79,9 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 
 /// An index of `len` empty entries, on transparent huge pages where it is large: a lookup
 /// reads it at a random place, and with 4 KiB pages most reads would also miss the TLB. The
-/// advice is given before the first write, since pages already faulted in stay small.
+/// advice is given before the first write: pages faulted in small stay small until
+/// khugepaged gets round to them, if ever. (Memory malloc hands back already faulted in may
+/// stay small; the advice is harmless there.)
 fn empty_index(len: usize) -> Vec<u64> {
     let mut index = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
