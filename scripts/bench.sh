@@ -5,8 +5,8 @@
 #   2. the model alone over the corpus: calls per second and peak memory.
 #   3. map operations on the model, the host kernel (bpf()) and a std HashMap, at 1K, 100K
 #      and 1M entries, ending in one ratio line per map type, operation and size
-#      (`hash lookup 1M: kernel/model 31.2x, model/HashMap 1.4x`); SIZES=1000,100000 for a
-#      quicker run.
+#      (`hash lookup 1M: kernel/model 31.2x, model/HashMap 1.4x`) and one line per target
+#      of issue 8 saying which element commands meet it; SIZES=1000,100000 for a quicker run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BPFMODEL=${BPFMODEL:-target/release/bpfmodel}
