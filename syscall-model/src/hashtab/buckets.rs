@@ -147,6 +147,11 @@ impl Buckets {
         }
     }
 
+    /// The number of elements.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
     #[inline]
     fn entry(&self, i: usize) -> u64 {
         self.index.get(i).copied().unwrap_or(EMPTY)

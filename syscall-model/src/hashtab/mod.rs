@@ -180,7 +180,6 @@ fn htab_map_alloc_with(
                 desc.value_size as usize
             },
         ),
-        count: 0,
         pending_inner: None,
         elem_size: ctx.profile().htab_elem_size as u64
             + round_up(desc.key_size as u64, 8)
@@ -213,9 +212,8 @@ struct Htab {
     percpu: Option<PercpuLayout>,
     prealloc: bool,
     ncpus: usize,
-    /// `htab->buckets` and the elements on them.
+    /// `htab->buckets` and the elements on them (their number is `htab->count`).
     buckets: Buckets,
-    count: u32,
     /// The inner map an update of HASH_OF_MAPS is about to store.
     pending_inner: Option<Arc<BpfMap>>,
     /// `htab->elem_size`: the element header, the rounded key, and the value or its pointer.
@@ -256,19 +254,20 @@ impl Htab {
         Ok(())
     }
 
-    /// `alloc_htab_elem()` for a new key: E2BIG once every element is in use. A replacement
-    /// never fails here: a preallocated map swaps in a per-CPU spare element, and the others
-    /// may allocate because the old element is about to be freed.
-    fn alloc_new(&mut self, ctx: &mut Ctx, map: &MapDesc) -> Result<(), Errno> {
+    /// `alloc_htab_elem()` for a new key: E2BIG once every element is in use (the new one is
+    /// counted when it is linked). A replacement never fails here: a preallocated map swaps in
+    /// a per-CPU spare element, and the others may allocate because the old element is about
+    /// to be freed.
+    fn alloc_new(&self, ctx: &mut Ctx, map: &MapDesc) -> Result<(), Errno> {
         const F: &str = "alloc_htab_elem";
-        let full = self.count >= map.max_entries;
+        let count = self.buckets.len();
+        let full = count >= map.max_entries as usize;
         let rule = if self.prealloc {
             "a preallocated element is free for a new key"
         } else {
             "is_map_full(): fewer than max_entries elements for a new key"
         };
-        check!(ctx, F, full => Errno::E2BIG, rule, "count={} max_entries={}", self.count, map.max_entries);
-        self.count += 1;
+        check!(ctx, F, full => Errno::E2BIG, rule, "count={count} max_entries={}", map.max_entries);
         Ok(())
     }
 
@@ -406,7 +405,6 @@ impl BpfMapOps for Htab {
         };
         let node = self.buckets.node(e);
         self.buckets.remove(e);
-        self.count -= 1;
         self.lru_push_free(node);
         Ok(())
     }
@@ -522,7 +520,6 @@ impl BpfMapOps for Htab {
             // bucket: the last one walked (the bucket's oldest) first.
             let nodes: Vec<u32> = (head..head + run).map(|e| self.buckets.node(e)).collect();
             self.buckets.remove_run(head, run);
-            self.count -= run as u32;
             for node in nodes.into_iter().rev() {
                 self.lru_push_free(node);
             }
@@ -558,7 +555,6 @@ impl Htab {
         let cpu = ctx.process.cpu();
         let n_buckets = self.n_buckets;
         let buckets = &mut self.buckets;
-        let count = &mut self.count;
         let tracing = ctx.tracing();
         let mut evicted: Vec<Vec<u8>> = Vec::new();
         let lru = self.lru.as_mut().expect("an LRU map");
@@ -574,7 +570,6 @@ impl Htab {
                 evicted.push(buckets.key(e).to_vec());
             }
             buckets.remove(e);
-            *count -= 1;
             true
         });
         for key in evicted {
@@ -630,7 +625,6 @@ impl Htab {
             }
             None => {
                 self.link_new(b, hash, key, value, node);
-                self.count += 1;
             }
         }
         Ok(())
@@ -679,7 +673,6 @@ impl Htab {
             None => {
                 let e = self.buckets.push_head(b, hash, key, node);
                 layout.store(self.buckets.value_mut(e), value, flags);
-                self.count += 1;
             }
         }
         Ok(())
@@ -706,7 +699,6 @@ impl Htab {
         value.copy_from_slice(&self.buckets.value(e)[..value.len()]);
         let node = self.buckets.node(e);
         self.buckets.remove(e);
-        self.count -= 1;
         self.lru_push_free(node);
         Ok(())
     }
@@ -736,7 +728,7 @@ fn mem_usage(h: &Htab, map: &MapDesc) -> u64 {
         }
     } else {
         // Elements come from bpf_mem_alloc, each with an llist node.
-        let n = h.count as u64;
+        let n = h.buckets.len() as u64;
         usage += (elem_size + 8) * n;
         if h.percpu.is_some() {
             usage += (8 + 8) * n + value_size * ncpus * n;
