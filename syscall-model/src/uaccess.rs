@@ -315,20 +315,25 @@ impl SimMemory {
         }
     }
 
-    /// The mapped frame of a page, straight from the table (for the permission-free helpers).
-    fn mapped_frame(frames: &HashMap<u64, Box<Frame>, IndexBuild>, page: u64) -> Option<&Frame> {
-        frames
-            .get(&page)
-            .map(|f| &**f)
+    /// The frame of page number `page` if it is mapped now (readable).
+    #[inline(always)]
+    fn mapped(&self, page: u64) -> Option<&Frame> {
+        self.frame(page)
             .filter(|f| f.mapped.load(Ordering::Acquire))
+    }
+
+    /// The frame of page number `page` if it is mapped now and writable.
+    #[inline(always)]
+    fn writable(&self, page: u64) -> Option<&Frame> {
+        self.mapped(page)
+            .filter(|f| f.writable.load(Ordering::Relaxed))
     }
 
     /// Stores bytes regardless of the pages' write permission (the process filling its own
     /// buffers before a call). Unmapped bytes are skipped.
     pub fn poke(&self, addr: u64, data: &[u8]) {
-        let frames = self.table();
         for (off, a, n) in chunks(addr, data.len()) {
-            if let Some(f) = SimMemory::mapped_frame(&frames, a / PAGE) {
+            if let Some(f) = self.mapped(a / PAGE) {
                 f.store((a % PAGE) as usize, &data[off..off + n]);
             }
         }
@@ -336,10 +341,9 @@ impl SimMemory {
 
     /// Reads bytes regardless of permissions; unmapped bytes read as 0.
     pub fn peek_or_zero(&self, addr: u64, len: usize) -> Vec<u8> {
-        let frames = self.table();
         let mut out = vec![0u8; len];
         for (off, a, n) in chunks(addr, len) {
-            if let Some(f) = SimMemory::mapped_frame(&frames, a / PAGE) {
+            if let Some(f) = self.mapped(a / PAGE) {
                 f.load((a % PAGE) as usize, &mut out[off..off + n]);
             }
         }
@@ -348,10 +352,9 @@ impl SimMemory {
 
     /// Reads bytes regardless of permissions; unmapped bytes read as `None`.
     pub fn peek(&self, addr: u64, len: usize) -> Vec<Option<u8>> {
-        let frames = self.table();
         let mut out = Vec::with_capacity(len);
         for (_, a, n) in chunks(addr, len) {
-            match SimMemory::mapped_frame(&frames, a / PAGE) {
+            match self.mapped(a / PAGE) {
                 Some(f) => {
                     let mut b = vec![0u8; n];
                     f.load((a % PAGE) as usize, &mut b);
@@ -392,45 +395,30 @@ impl UserMemory for SimMemory {
         let off = (addr % PAGE) as usize;
         if off + buf.len() <= PAGE as usize && !buf.is_empty() {
             // Within one page: the common case, without splitting.
-            return match self.frame(addr / PAGE) {
-                Some(f) if f.mapped.load(Ordering::Acquire) => {
-                    f.load(off, buf);
-                    Ok(())
-                }
-                _ => Err(Fault { addr }),
-            };
+            let f = self.mapped(addr / PAGE).ok_or(Fault { addr })?;
+            f.load(off, buf);
+            return Ok(());
         }
         for (off, _, n) in chunks(addr, buf.len()) {
             let a = at(addr, off)?;
-            match self.frame(a / PAGE) {
-                Some(f) if f.mapped.load(Ordering::Acquire) => {
-                    f.load((a % PAGE) as usize, &mut buf[off..off + n]);
-                }
-                _ => return Err(Fault { addr: a }),
-            }
+            let f = self.mapped(a / PAGE).ok_or(Fault { addr: a })?;
+            f.load((a % PAGE) as usize, &mut buf[off..off + n]);
         }
         Ok(())
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault> {
-        let writable =
-            |f: &Frame| f.mapped.load(Ordering::Acquire) && f.writable.load(Ordering::Relaxed);
         let off = (addr % PAGE) as usize;
         if off + data.len() <= PAGE as usize && !data.is_empty() {
-            return match self.frame(addr / PAGE) {
-                Some(f) if writable(f) => {
-                    f.store(off, data);
-                    Ok(())
-                }
-                _ => Err(Fault { addr }),
-            };
+            // Within one page, as in read().
+            let f = self.writable(addr / PAGE).ok_or(Fault { addr })?;
+            f.store(off, data);
+            return Ok(());
         }
         for (off, _, n) in chunks(addr, data.len()) {
             let a = at(addr, off)?;
-            match self.frame(a / PAGE) {
-                Some(f) if writable(f) => f.store((a % PAGE) as usize, &data[off..off + n]),
-                _ => return Err(Fault { addr: a }),
-            }
+            let f = self.writable(a / PAGE).ok_or(Fault { addr: a })?;
+            f.store((a % PAGE) as usize, &data[off..off + n]);
         }
         Ok(())
     }
