@@ -2,7 +2,8 @@
 //! the kernel's size checks; a map that passes them but preallocates more than the modelled
 //! machine has (`KernelProfile::mem_total`) is ENOMEM, as the kernel's `bpf_map_area_alloc`
 //! would make it; and whatever it creates, the model allocates in proportion to what is
-//! stored, never to max_entries. These calls are never made on the host kernel: there they
+//! stored, never to max_entries (except a preallocated hash map of up to 2^20 entries, which
+//! gets its index and the room for its elements at creation, as the kernel's do). These calls are never made on the host kernel: there they
 //! really allocate, and the OOM killer has taken test runs down that way.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -16,7 +16,10 @@
 //!   the order elements arrive (freed slots first), as the kernel hands out preallocated
 //!   elements; it never moves while the element lives, except when the table shrinks;
 //! - the index's capacity follows the element count (1.25x to 8x it), not `max_entries`, so
-//!   a map of 2^24 entries holding ten costs ten elements' worth.
+//!   a map of 2^24 entries holding ten costs ten elements' worth; except that a preallocated
+//!   map of up to 2^20 entries, whose elements the kernel allocates at creation, gets an
+//!   index for all of them and room in the slab then, and keeps them while it lives (zeroed
+//!   and reserved memory: pages are used as elements land in them).
 //!
 //! Positions in the index move as elements come and go: a position is good until the next
 //! change.
@@ -28,9 +31,32 @@ use std::sync::Arc;
 /// No LRU node.
 pub(super) const NIL: u32 = u32::MAX;
 
-/// An unused index entry. No entry is all ones: record numbers stay below 2^31, the most
-/// elements a hash map can hold (`max_entries`).
-const EMPTY: u64 = u64::MAX;
+/// An unused index entry. No entry is zero: an entry holds its record's number plus one, so
+/// an index can start as zeroed memory, which the OS hands out untouched (a preallocated
+/// map's index costs pages only where elements land).
+const EMPTY: u64 = 0;
+
+/// The index entry of an element: its hash, and its record's number plus one (record numbers
+/// stay below 2^31, the most elements a hash map can hold).
+#[inline]
+fn entry_of(hash: u32, rec: usize) -> u64 {
+    u64::from(hash) | (rec as u64 + 1) << 32
+}
+
+/// The record number of a used entry.
+#[inline]
+fn rec_of(entry: u64) -> usize {
+    ((entry >> 32) as usize).wrapping_sub(1)
+}
+
+/// The most elements a preallocated map's index and slab are sized for at creation; a larger
+/// map starts empty and grows, as a map without preallocation does.
+/// (An index sized for 2^20 is 11 MiB; its huge pages fill as elements land at random.)
+const PREALLOC_MAX_ENTRIES: usize = 1 << 20;
+
+/// The most bytes of records reserved at creation (address space, not memory: a page is only
+/// used once an element lands in it).
+const PREALLOC_MAX_RECORD_BYTES: usize = 256 << 20;
 
 /// The record header: the LRU node, and padding to keep the key 8-byte aligned.
 const HEADER: usize = 8;
@@ -79,17 +105,17 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 
 /// An index of `len` empty entries, on transparent huge pages where it is large: a lookup
 /// reads it at a random place, and with 4 KiB pages most reads would also miss the TLB. The
-/// advice is given before the first write: pages faulted in small stay small until
+/// index is zeroed memory (EMPTY is 0), which a large allocation gets as untouched pages, so
+/// the advice comes before the first write: pages faulted in small stay small until
 /// khugepaged gets round to them, if ever. (Memory malloc hands back already faulted in may
 /// stay small; the advice is harmless there.)
 fn empty_index(len: usize) -> Vec<u64> {
-    let mut index = Vec::with_capacity(len);
+    let index = vec![EMPTY; len];
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let spare = index.spare_capacity_mut();
-        let start = (spare.as_mut_ptr() as usize).next_multiple_of(HUGE);
-        let end = (spare.as_mut_ptr() as usize + spare.len() * 8) / HUGE * HUGE;
+        let start = (index.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (index.as_ptr() as usize + index.len() * 8) / HUGE * HUGE;
         if end > start {
             // SAFETY: advice about whole pages inside the allocation this vector owns; it
             // changes how the kernel backs them, never what they hold.
@@ -98,8 +124,12 @@ fn empty_index(len: usize) -> Vec<u64> {
             }
         }
     }
-    index.resize(len, EMPTY);
     index
+}
+
+/// The capacity that holds `n` elements without growing.
+fn cap_for(n: usize) -> usize {
+    (n * LOAD_DEN).div_ceil(LOAD_NUM).max(MIN_CAP)
 }
 
 /// The buckets of one hash table and their elements.
@@ -114,7 +144,10 @@ pub(super) struct Buckets {
     stride: usize,
     /// The capacity the homes are spread over (0 while empty).
     cap: usize,
-    /// The index, in walk order: `hash | record << 32`, or [`EMPTY`]. Its length is the
+    /// The capacity the index never shrinks below: a preallocated map's, sized at creation
+    /// for `max_entries` (0 for the others).
+    floor: usize,
+    /// The index, in walk order: `hash | (record + 1) << 32`, or [`EMPTY`]. Its length is the
     /// capacity plus room past the end for the last buckets' entries.
     index: Vec<u64>,
     /// The slab of records.
@@ -129,22 +162,43 @@ pub(super) struct Buckets {
 
 impl Buckets {
     /// `n_buckets` is a power of two; `value_len` is what a record stores: `value_size`, or
-    /// one 8-byte slot per CPU.
-    pub(super) fn new(n_buckets: u32, key_size: usize, value_len: usize) -> Buckets {
+    /// one 8-byte slot per CPU. `prealloc` is the `max_entries` of a preallocated map, whose
+    /// elements the kernel allocates at creation (`prealloc_init`): the index is sized for all
+    /// of them and the slab's room reserved, so an update never regrows them. (Up to
+    /// [`PREALLOC_MAX_ENTRIES`]; the zeroed index and the reserved slab are address space
+    /// until elements land in them.)
+    pub(super) fn new(
+        n_buckets: u32,
+        key_size: usize,
+        value_len: usize,
+        prealloc: Option<u32>,
+    ) -> Buckets {
         let value_at = HEADER + round8(key_size);
-        Buckets {
+        let stride = value_at + round8(value_len);
+        let mut b = Buckets {
             n_buckets_bits: n_buckets.max(1).trailing_zeros(),
             key_size,
             value_len,
             value_at,
-            stride: value_at + round8(value_len),
+            stride,
             cap: 0,
+            floor: 0,
             index: Vec::new(),
             records: Vec::new(),
             free: Vec::new(),
             inner: Vec::new(),
             count: 0,
+        };
+        let n = prealloc.map_or(0, |n| n as usize);
+        if n > 0 && n <= PREALLOC_MAX_ENTRIES {
+            b.floor = cap_for(n);
+            b.rebuild(b.floor, false);
+            if n.saturating_mul(stride) <= PREALLOC_MAX_RECORD_BYTES {
+                // Room only: a failed reservation just means the slab grows as it goes.
+                let _ = b.records.try_reserve_exact(n * stride);
+            }
         }
+        b
     }
 
     /// The number of elements.
@@ -165,7 +219,7 @@ impl Buckets {
     /// The record of the element at position `i`.
     #[inline]
     fn rec(&self, i: usize) -> usize {
-        (self.entry(i) >> 32) as usize
+        rec_of(self.entry(i))
     }
 
     fn record(&self, i: usize) -> &[u8] {
@@ -296,7 +350,7 @@ impl Buckets {
         let r = &mut self.records[rec * s..(rec + 1) * s];
         r[..4].copy_from_slice(&node.to_ne_bytes());
         copy_bytes(&mut r[HEADER..HEADER + key.len()], key);
-        let entry = u64::from(hash) | (rec as u64) << 32;
+        let entry = entry_of(hash, rec);
         // The bucket's head position: past the entries of earlier buckets.
         let mut at = self.home(b);
         while self.used(at) && self.bucket(at) < b {
@@ -361,14 +415,19 @@ impl Buckets {
 
     /// Gives memory back once the table is mostly empty.
     fn settle(&mut self) {
-        if self.count == 0 {
+        if self.count == 0 && self.floor > 0 {
+            // A preallocated map keeps what it was given; its index is all empty again.
+            self.records.clear();
+            self.free.clear();
+            self.inner = Vec::new();
+        } else if self.count == 0 {
             self.cap = 0;
             self.index = Vec::new();
             self.records = Vec::new();
             self.free = Vec::new();
             self.inner = Vec::new();
-        } else if self.cap > MIN_CAP && self.count * 8 < self.cap {
-            self.rebuild((self.count * 2).max(MIN_CAP), true);
+        } else if self.cap > MIN_CAP.max(self.floor) && self.count * 8 < self.cap {
+            self.rebuild((self.count * 2).max(MIN_CAP).max(self.floor), true);
         }
     }
 
@@ -394,14 +453,14 @@ impl Buckets {
             let mut records = Vec::with_capacity(self.count * s);
             let mut inner = Vec::new();
             for e in self.index.iter_mut().filter(|e| **e != EMPTY) {
-                let old = (*e >> 32) as usize;
+                let old = rec_of(*e);
                 let new = records.len() / s;
                 records.extend_from_slice(&self.records[old * s..(old + 1) * s]);
                 if let Some(m) = self.inner.get_mut(old).and_then(Option::take) {
                     inner.resize(new + 1, None);
                     inner[new] = Some(m);
                 }
-                *e = (*e & 0xffff_ffff) | (new as u64) << 32;
+                *e = entry_of(*e as u32, new);
             }
             self.records = records;
             self.inner = inner;
@@ -441,7 +500,7 @@ mod tests {
 
     #[test]
     fn a_new_element_goes_to_the_head_of_its_bucket() {
-        let mut t = Buckets::new(1024, 1, 8);
+        let mut t = Buckets::new(1024, 1, 8, None);
         for k in 1..=3u8 {
             let i = t.push_head(5, 5, &[k], NIL);
             t.value_mut(i)[0] = k * 10;
@@ -461,7 +520,7 @@ mod tests {
     #[test]
     fn the_walk_is_in_bucket_order_through_growth_and_shrinking() {
         let n: u32 = 1 << 20;
-        let mut t = Buckets::new(n, 4, 8);
+        let mut t = Buckets::new(n, 4, 8, None);
         let mut want = Vec::new();
         // Crowded buckets near the top end and clusters that overlap homes.
         for k in 0..5000u32 {
@@ -527,8 +586,10 @@ mod tests {
     #[test]
     fn random_changes_keep_the_kernels_bucket_lists() {
         use std::collections::BTreeMap;
-        for n_buckets in [1u32, 8, 64, 1 << 12] {
-            let mut t = Buckets::new(n_buckets, 2, 4);
+        // Each size grown as it goes and preallocated for the 700 keys at once.
+        let sizes = [1u32, 8, 64, 1 << 12].into_iter();
+        for (n_buckets, prealloc) in sizes.flat_map(|n| [(n, None), (n, Some(700))]) {
+            let mut t = Buckets::new(n_buckets, 2, 4, prealloc);
             let mut lists: BTreeMap<u32, Vec<u16>> = BTreeMap::new();
             let mut x = 0x2545_f491_4f6c_dd1du64;
             for step in 0..6000 {
@@ -573,7 +634,7 @@ mod tests {
                         got.push((t.bucket(j), u16::from_le_bytes([t.key(j)[0], t.key(j)[1]])));
                         i = t.next(j);
                     }
-                    assert_eq!(got, want, "n_buckets {n_buckets}, step {step}");
+                    assert_eq!(got, want, "n_buckets {n_buckets} {prealloc:?}, step {step}");
                 }
             }
         }
@@ -594,7 +655,7 @@ mod tests {
     #[test]
     fn crowded_last_buckets_stay_laid_out_and_cheap_to_empty() {
         let n: u32 = 1 << 20;
-        let mut t = Buckets::new(n, 4, 8);
+        let mut t = Buckets::new(n, 4, 8, None);
         for k in 0..2000u32 {
             let b = n - 1 - k % 3;
             t.push_head(b, b, &k.to_le_bytes(), NIL);
@@ -619,9 +680,42 @@ mod tests {
         }
     }
 
+    /// prealloc_init(): a preallocated map's index and slab are sized for `max_entries` at
+    /// creation, so filling it never moves them, and emptying it keeps them.
+    #[test]
+    fn a_preallocated_table_is_sized_once() {
+        let n = 5000u32;
+        let mut t = Buckets::new(1 << 13, 4, 8, Some(n));
+        let (index, records) = (t.index.as_ptr(), t.records.as_ptr());
+        let len = t.index.len();
+        let hash = |k: u32| k.wrapping_mul(0x9e37_79b9);
+        for k in 0..n {
+            t.push_head(hash(k) & 0x1fff, hash(k), &k.to_le_bytes(), NIL);
+        }
+        assert_laid_out(&t);
+        assert_eq!(t.len(), n as usize);
+        for k in 0..n {
+            let i = t.find(hash(k) & 0x1fff, hash(k), &k.to_le_bytes()).unwrap();
+            t.remove(i);
+            if k % 1000 == 0 {
+                assert_laid_out(&t);
+            }
+        }
+        assert_eq!((t.index.as_ptr(), t.records.as_ptr()), (index, records));
+        assert_eq!(t.index.len(), len);
+        assert!(t.index.iter().all(|&e| e == EMPTY));
+        // Used again from empty, in the same memory.
+        let i = t.push_head(3, 3, &[1, 2, 3, 4], NIL);
+        assert_eq!(t.find(3, 3, &[1, 2, 3, 4]), Some(i));
+        assert_eq!(t.index.as_ptr(), index);
+        // Past the limit, a map starts empty and grows like any other.
+        let big = Buckets::new(1 << 31, 4, 8, Some(PREALLOC_MAX_ENTRIES as u32 + 1));
+        assert!(big.index.is_empty());
+    }
+
     #[test]
     fn an_emptied_table_holds_no_memory() {
-        let mut t = Buckets::new(1 << 31, 4, 8);
+        let mut t = Buckets::new(1 << 31, 4, 8, None);
         let i = t.push_head(7, 7, &[1, 2, 3, 4], NIL);
         let j = t.push_head(7, 7, &[5, 6, 7, 8], NIL);
         assert_eq!((i, j), (0, 0));

@@ -179,6 +179,7 @@ fn htab_map_alloc_with(
             } else {
                 desc.value_size as usize
             },
+            (!attr.has(BPF_F_NO_PREALLOC)).then_some(desc.max_entries),
         ),
         pending_inner: None,
         elem_size: ctx.profile().htab_elem_size as u64
