@@ -158,6 +158,17 @@ enum Slot {
     Child(usize, usize),
 }
 
+/// Where [`LpmTrie::walk`] stopped: at `node` (none: the free `slot` it would hang from),
+/// which hangs from `slot`; `parent` is the node above it, hanging from `above`; `matchlen`
+/// is how far the key and `node` agree.
+struct Walk {
+    slot: Slot,
+    above: Slot,
+    parent: Option<usize>,
+    node: Option<usize>,
+    matchlen: u32,
+}
+
 /// `__longest_prefix_match()`: the number of leading bits `a` and `b` share, at most
 /// `limit`. Eight bytes at a time while they last, then four, then single bytes, stopping
 /// once `limit` is reached; the kernel steps by eight once (on 64-bit machines with cheap
@@ -223,13 +234,6 @@ impl LpmTrie {
         node.encode(&mut self.slab[i * self.stride..][..Node::SIZE]);
     }
 
-    fn get(&self, slot: Slot) -> Option<usize> {
-        match slot {
-            Slot::Root => self.root,
-            Slot::Child(n, b) => self.node(n).child[b].get(),
-        }
-    }
-
     fn set(&mut self, slot: Slot, v: Option<usize>) {
         match slot {
             Slot::Root => self.root = v,
@@ -292,6 +296,34 @@ impl LpmTrie {
             u32::from_le_bytes([key[0], key[1], key[2], key[3]]),
             &key[4..4 + self.data_size],
         )
+    }
+
+    /// The walk `trie_update_elem()` and `trie_delete_elem()` share: down from the root as
+    /// long as a node's prefix is a proper prefix of the key (`kplen` bits of `kdata`). It
+    /// reads each node's prefix length and the one link it follows, as a lookup does.
+    #[inline(always)]
+    fn walk(&self, kplen: u32, kdata: &[u8]) -> Walk {
+        let mut w = Walk {
+            slot: Slot::Root,
+            above: Slot::Root,
+            parent: None,
+            node: self.root,
+            matchlen: 0,
+        };
+        while let Some(n) = w.node {
+            // Both links are read with the prefix length, so the next node's address does
+            // not wait on a second load once the bit is known.
+            let np = self.word(n, Node::PREFIXLEN);
+            let child = [self.word(n, Node::CHILD), self.word(n, Node::CHILD + 1)];
+            w.matchlen = prefix_match(self.data(n), kdata, np.min(kplen));
+            if np != w.matchlen || np == kplen {
+                break;
+            }
+            let bit = extract_bit(kdata, np);
+            (w.parent, w.above, w.slot) = (Some(n), w.slot, Slot::Child(n, bit));
+            w.node = Link(child[bit]).get();
+        }
+        w
     }
 
     /// `trie_check_add_elem()`: a new entry needs room, and BPF_EXIST needs an existing one.
@@ -380,19 +412,12 @@ impl BpfMapOps for LpmTrie {
         };
         let value = &value[..map.value_size as usize];
         // Walk down as long as the node's prefix is a proper prefix of the key.
-        let mut slot = Slot::Root;
-        let mut matchlen = 0;
-        let mut node = self.get(slot);
-        while let Some(n) = node {
-            let nd = self.node(n);
-            let np = nd.prefixlen;
-            matchlen = self.longest_prefix_match(n, &nd, kplen, kdata);
-            if np != matchlen || np == kplen {
-                break;
-            }
-            slot = Slot::Child(n, extract_bit(kdata, np));
-            node = self.get(slot);
-        }
+        let Walk {
+            slot,
+            node,
+            matchlen,
+            ..
+        } = self.walk(kplen, kdata);
         let Some(n) = node else {
             // A free slot: the new node goes there.
             self.check_add_elem(ctx, map, flags)?;
@@ -453,23 +478,13 @@ impl BpfMapOps for LpmTrie {
         let (kplen, kdata) = self.split_key(key);
         let max = self.max_prefixlen;
         check!(ctx, F, kplen > max => Errno::EINVAL, "prefixlen <= max_prefixlen", "prefixlen={kplen} max={max}");
-        let mut trim = Slot::Root;
-        let mut trim2 = trim;
-        let mut parent = None;
-        let mut matchlen = 0;
-        let mut node = self.get(trim);
-        while let Some(n) = node {
-            let nd = self.node(n);
-            let np = nd.prefixlen;
-            matchlen = self.longest_prefix_match(n, &nd, kplen, kdata);
-            if np != matchlen || np == kplen {
-                break;
-            }
-            parent = Some(n);
-            trim2 = trim;
-            trim = Slot::Child(n, extract_bit(kdata, np));
-            node = self.get(trim);
-        }
+        let Walk {
+            slot: trim,
+            above: trim2,
+            parent,
+            node,
+            matchlen,
+        } = self.walk(kplen, kdata);
         let exact = node.filter(|n| {
             let nd = self.node(*n);
             nd.prefixlen == kplen && nd.prefixlen == matchlen && !nd.im
