@@ -17,6 +17,8 @@
 //! 7.2's `pending_free` marks a node whose lock could not be taken; a syscall never contends
 //! with itself, so it is always clear here.
 
+use crate::map::{prealloc_reserve, PREALLOC_MAX_ENTRIES};
+
 /// `LOCAL_FREE_TARGET`: the most free nodes a CPU harvests from the common list at once.
 const LOCAL_FREE_TARGET: u32 = 128;
 /// `LOCAL_NR_SCANS`.
@@ -199,7 +201,7 @@ impl BpfLru {
             };
             (vec![global], local, target, LOCAL_NR_SCANS)
         };
-        BpfLru {
+        let mut lru = BpfLru {
             percpu,
             lists,
             local,
@@ -209,7 +211,16 @@ impl BpfLru {
             target_free,
             nr_scans,
             ncpus,
+        };
+        // The kernel allocates every node with the map (`bpf_lru_populate`); the model keeps
+        // the room for them, so taking nodes never regrows the lists.
+        let n = nr_elems as usize;
+        if n <= PREALLOC_MAX_ENTRIES {
+            prealloc_reserve(&mut lru.nodes, lru.links.next.len() + n);
+            prealloc_reserve(&mut lru.links.next, n);
+            prealloc_reserve(&mut lru.links.prev, n);
         }
+        lru
     }
 
     fn node(&self, id: u32) -> &Node {

@@ -24,7 +24,7 @@
 //! Positions in the index move as elements come and go: a position is good until the next
 //! change.
 
-use crate::map::BpfMap;
+use crate::map::{advise_huge_pages, prealloc_reserve, BpfMap, PREALLOC_MAX_ENTRIES};
 use crate::uaccess::copy_bytes;
 use std::sync::Arc;
 
@@ -48,15 +48,6 @@ fn entry_of(hash: u32, rec: usize) -> u64 {
 fn rec_of(entry: u64) -> usize {
     ((entry >> 32) as usize).wrapping_sub(1)
 }
-
-/// The most elements a preallocated map's index and slab are sized for at creation; a larger
-/// map starts empty and grows, as a map without preallocation does.
-/// (An index sized for 2^20 is 11 MiB; its huge pages fill as elements land at random.)
-const PREALLOC_MAX_ENTRIES: usize = 1 << 20;
-
-/// The most bytes of records reserved at creation (address space, not memory: a page is only
-/// used once an element lands in it).
-const PREALLOC_MAX_RECORD_BYTES: usize = 256 << 20;
 
 /// The record header: the LRU node, and padding to keep the key 8-byte aligned.
 const HEADER: usize = 8;
@@ -113,30 +104,6 @@ fn empty_index(len: usize) -> Vec<u64> {
     let index = vec![EMPTY; len];
     advise_huge_pages(index.as_ptr().cast(), len * 8);
     index
-}
-
-/// `madvise(MADV_HUGEPAGE)` for the whole 2 MiB pages of `[start, start + len)`, which must
-/// lie inside one allocation the caller owns.
-fn advise_huge_pages(start: *const u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let (from, to) = (start as usize, start as usize + len);
-        let (first, last) = (from.next_multiple_of(HUGE), to / HUGE * HUGE);
-        if last > first {
-            // SAFETY: advice about whole pages inside an allocation the caller owns; it
-            // changes how the kernel backs them, never what they hold.
-            unsafe {
-                libc::madvise(
-                    first as *mut libc::c_void,
-                    last - first,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, len);
 }
 
 /// The capacity that holds `n` elements without growing.
@@ -205,15 +172,7 @@ impl Buckets {
         if n > 0 && n <= PREALLOC_MAX_ENTRIES {
             b.floor = cap_for(n);
             b.rebuild(b.floor, false);
-            if n.saturating_mul(stride) <= PREALLOC_MAX_RECORD_BYTES {
-                // Room only: a failed reservation just means the slab grows as it goes. The
-                // slab fills from its start, so huge pages cost at most one unused 2 MiB page
-                // and save a fault per 4 KiB.
-                if b.records.try_reserve_exact(n * stride).is_ok() {
-                    let room = b.records.spare_capacity_mut();
-                    advise_huge_pages(room.as_ptr().cast(), room.len());
-                }
-            }
+            prealloc_reserve(&mut b.records, n.saturating_mul(stride));
         }
         b
     }
