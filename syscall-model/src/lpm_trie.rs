@@ -300,7 +300,7 @@ impl LpmTrie {
 
     /// The walk `trie_update_elem()` and `trie_delete_elem()` share: down from the root as
     /// long as a node's prefix is a proper prefix of the key (`kplen` bits of `kdata`). It
-    /// reads each node's prefix length and the one link it follows, as a lookup does.
+    /// reads each node's prefix length and links straight from the slab, not the whole node.
     #[inline(always)]
     fn walk(&self, kplen: u32, kdata: &[u8]) -> Walk {
         let mut w = Walk {
