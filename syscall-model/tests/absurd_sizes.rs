@@ -24,11 +24,19 @@ unsafe impl GlobalAlloc for Peak {
         PEAK.fetch_max(now, Ordering::Relaxed);
         System.alloc(l)
     }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(l.size() as isize, Ordering::Relaxed) + l.size() as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        System.alloc_zeroed(l)
+    }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
         System.dealloc(p, l)
     }
 }
+
+/// The tests measure the one allocator's counts, so they take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[global_allocator]
 static A: Peak = Peak;
@@ -71,6 +79,7 @@ fn create(
 
 /// Creates a map (and runs `then` on it) within the budget; the call's result.
 fn within_budget(what: &str, f: impl FnOnce() -> Result<i32, Errno>) -> Result<i32, Errno> {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let r = f();
@@ -166,6 +175,33 @@ fn maps_that_pass_cost_the_model_what_they_store() {
         let r = within_budget(what, || create(&p, &m, t, k, v, max, 0));
         assert!(r.is_ok(), "{what} on a 1 TiB machine: {r:?}");
     }
+}
+
+/// prealloc_init(): the kernel allocates a preallocated hash map's elements when it creates
+/// the map, and so the model gives one of up to 2^20 entries its index and the room for its
+/// elements then (zeroed and reserved memory, used as elements land): what max_entries
+/// elements take, once. One entry more, and it starts empty like any other.
+#[test]
+fn a_preallocated_hash_gets_room_for_max_entries_at_creation() {
+    let (p, m) = process();
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = LIVE.load(Ordering::Relaxed);
+    let fd = create(&p, &m, HASH, 4, 8, 1 << 20, 0).expect("hash of 2^20");
+    let used = LIVE.load(Ordering::Relaxed) - before;
+    // 2^20 records of 24 bytes (node, key, value), and an index of 8-byte slots for 1.25x
+    // as many.
+    let records = 24 << 20;
+    let index = 10 << 20;
+    assert!(
+        used >= records + index && used < records + 2 * index,
+        "the model allocated {used} bytes"
+    );
+    p.close(fd).unwrap();
+    drop(_turn);
+    let r = within_budget("preallocated hash of 2^20 + 1", || {
+        create(&p, &m, HASH, 4, 8, (1 << 20) + 1, 0)
+    });
+    assert!(r.is_ok(), "{r:?}");
 }
 
 #[test]

@@ -35,6 +35,13 @@ unsafe impl GlobalAlloc for Counting {
         LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
         System.alloc(l)
     }
+    /// Forwarded as such: the default would be `alloc` and a memset, which touches every page
+    /// of a zeroed area before the model can ask for huge pages (and which a program using
+    /// the system allocator never does).
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
+        System.alloc_zeroed(l)
+    }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as i64, Ordering::Relaxed);
         System.dealloc(p, l)
