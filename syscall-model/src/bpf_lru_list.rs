@@ -149,6 +149,9 @@ pub struct BpfLru {
     nodes: Vec<Option<Node>>,
     /// Node ids (link slots) that no node in use holds.
     spare_ids: Vec<u32>,
+    /// The nodes to make room for when the first is taken (0 once done, or past
+    /// [`PREALLOC_MAX_ENTRIES`]): the kernel allocates them all with the map.
+    reserve: usize,
     target_free: u32,
     nr_scans: u32,
     ncpus: u32,
@@ -201,26 +204,29 @@ impl BpfLru {
             };
             (vec![global], local, target, LOCAL_NR_SCANS)
         };
-        let mut lru = BpfLru {
+        let n = nr_elems as usize;
+        BpfLru {
             percpu,
             lists,
             local,
             links,
             nodes: Vec::new(),
             spare_ids: Vec::new(),
+            reserve: if n <= PREALLOC_MAX_ENTRIES { n } else { 0 },
             target_free,
             nr_scans,
             ncpus,
-        };
-        // The kernel allocates every node with the map (`bpf_lru_populate`); the model keeps
-        // the room for them, so taking nodes never regrows the lists.
-        let n = nr_elems as usize;
-        if n <= PREALLOC_MAX_ENTRIES {
-            prealloc_reserve(&mut lru.nodes, lru.links.next.len() + n);
-            prealloc_reserve(&mut lru.links.next, n);
-            prealloc_reserve(&mut lru.links.prev, n);
         }
-        lru
+    }
+
+    /// The kernel allocates every node with the map (`bpf_lru_populate`); the model makes
+    /// the room for them when the first is taken (a map that fails its creation, or stays
+    /// empty, costs nothing), so taking nodes never regrows the lists.
+    fn make_room(&mut self) {
+        let n = std::mem::take(&mut self.reserve);
+        prealloc_reserve(&mut self.nodes, self.links.next.len() + n);
+        prealloc_reserve(&mut self.links.next, n);
+        prealloc_reserve(&mut self.links.prev, n);
     }
 
     fn node(&self, id: u32) -> &Node {
@@ -240,6 +246,9 @@ impl BpfLru {
         let id = match self.spare_ids.pop() {
             Some(id) => id,
             None => {
+                if self.reserve > 0 {
+                    self.make_room();
+                }
                 let id = self.links.new_slot();
                 if self.nodes.len() <= id as usize {
                     self.nodes.resize(id as usize + 1, None);

@@ -14,15 +14,17 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// The most elements a preallocated map (a hash map without BPF_F_NO_PREALLOC, an LRU map)
-/// gets room for at creation, as the kernel allocates them all then (`prealloc_init`); a
-/// larger one starts empty and grows, as a map without preallocation does. (An index sized
-/// for 2^20 elements is 11 MiB; its huge pages fill as elements land at random.)
+/// gets room for in one go, as the kernel allocates them all at creation (`prealloc_init`);
+/// the model does it with the first element, so that a map that fails its creation or stays
+/// empty costs nothing. A larger one grows as it fills, as a map without preallocation does.
+/// (An index sized for 2^20 elements is 12 MiB; its huge pages fill as elements land at
+/// random.)
 pub(crate) const PREALLOC_MAX_ENTRIES: usize = 1 << 20;
 
-/// The most bytes one preallocated area reserves at creation.
+/// The most bytes one preallocated area reserves.
 const PREALLOC_MAX_BYTES: usize = 256 << 20;
 
-/// Room for `n` more items at the end of `v`, reserved at a preallocated map's creation:
+/// Room for `n` more items at the end of `v`, reserved for a preallocated map's elements:
 /// address space on huge pages, used as the map fills from the start of the area, so at most
 /// one 2 MiB page is ahead of its elements, and a fault per 2 MiB instead of per 4 KiB.
 /// Nothing past [`PREALLOC_MAX_BYTES`] or if the reservation fails: the vector then grows as
@@ -44,8 +46,10 @@ pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
         let (from, to) = (start as usize, start as usize + len);
         let (first, last) = (from.next_multiple_of(HUGE), to / HUGE * HUGE);
         if last > first {
-            // SAFETY: advice about whole pages inside an allocation the caller owns; it
-            // changes how the kernel backs them, never what they hold.
+            // SAFETY: MADV_HUGEPAGE changes how the kernel backs pages, never what they hold,
+            // so no range can make it unsound; callers pass whole pages inside an allocation
+            // they own, so that it is their memory's backing that changes (and a range that
+            // is not mapped only fails, ENOMEM, which is ignored).
             unsafe {
                 libc::madvise(
                     first as *mut libc::c_void,

@@ -18,8 +18,9 @@
 //! - the index's capacity follows the element count (1.25x to 8x it), not `max_entries`, so
 //!   a map of 2^24 entries holding ten costs ten elements' worth; except that a preallocated
 //!   map of up to 2^20 entries, whose elements the kernel allocates at creation, gets an
-//!   index for all of them and room in the slab then, and keeps them while it lives (zeroed
-//!   and reserved memory: pages are used as elements land in them).
+//!   index for all of them and room in the slab with its first element, and keeps them
+//!   while it lives. Both are zeroed or reserved memory, used as elements land; the index
+//!   is on 2 MiB pages, so a few elements at random make all of it (12 MiB at 2^20) used.
 //!
 //! Positions in the index move as elements come and go: a position is good until the next
 //! change.
@@ -121,10 +122,14 @@ pub(super) struct Buckets {
     value_at: usize,
     /// Bytes of one record.
     stride: usize,
-    /// The capacity the homes are spread over (0 while empty).
+    /// The capacity the homes are spread over (0 while empty, until a preallocated table's
+    /// first element).
     cap: usize,
-    /// The capacity the index never shrinks below: a preallocated map's, sized at creation
-    /// for `max_entries` (0 for the others).
+    /// A preallocated map's `max_entries` (0 for the others, and past
+    /// [`PREALLOC_MAX_ENTRIES`]): its first element sizes the table for all of them.
+    prealloc: usize,
+    /// The capacity the index never shrinks below: a preallocated map's, for `prealloc`
+    /// elements (0 for the others).
     floor: usize,
     /// The index, in walk order: `hash | (record + 1) << 32`, or [`EMPTY`]. Its length is the
     /// capacity plus room past the end for the last buckets' entries.
@@ -142,10 +147,11 @@ pub(super) struct Buckets {
 impl Buckets {
     /// `n_buckets` is a power of two; `value_len` is what a record stores: `value_size`, or
     /// one 8-byte slot per CPU. `prealloc` is the `max_entries` of a preallocated map, whose
-    /// elements the kernel allocates at creation (`prealloc_init`): the index is sized for all
-    /// of them and the slab's room reserved, so an update never regrows them. (Up to
-    /// [`PREALLOC_MAX_ENTRIES`]; the zeroed index and the reserved slab are address space
-    /// until elements land in them.)
+    /// elements the kernel allocates at creation (`prealloc_init`): with the first element
+    /// (so that a map that fails its creation, or stays empty, costs nothing) the index is
+    /// sized for all of them and the slab's room reserved, and updates never regrow them.
+    /// (Up to [`PREALLOC_MAX_ENTRIES`]; past the end of the index, crowded last buckets still
+    /// add slots one at a time.)
     pub(super) fn new(
         n_buckets: u32,
         key_size: usize,
@@ -161,6 +167,7 @@ impl Buckets {
             value_at,
             stride,
             cap: 0,
+            prealloc: 0,
             floor: 0,
             index: Vec::new(),
             records: Vec::new(),
@@ -170,11 +177,16 @@ impl Buckets {
         };
         let n = prealloc.map_or(0, |n| n as usize);
         if n > 0 && n <= PREALLOC_MAX_ENTRIES {
+            b.prealloc = n;
             b.floor = cap_for(n);
-            b.rebuild(b.floor, false);
-            prealloc_reserve(&mut b.records, n.saturating_mul(stride));
         }
         b
+    }
+
+    /// A preallocated table's room for all its elements, taken with the first (see `new`).
+    fn preallocate(&mut self) {
+        self.rebuild(self.floor, false);
+        prealloc_reserve(&mut self.records, self.prealloc.saturating_mul(self.stride));
     }
 
     /// The number of elements.
@@ -309,7 +321,9 @@ impl Buckets {
     /// A new element at the head of bucket `b` (`hlist_nulls_add_head_rcu`), its value zeroed
     /// for the caller to fill. Returns its position.
     pub(super) fn push_head(&mut self, b: u32, hash: u32, key: &[u8], node: u32) -> usize {
-        if (self.count + 1) * LOAD_DEN > self.cap * LOAD_NUM {
+        if self.cap < self.floor {
+            self.preallocate();
+        } else if (self.count + 1) * LOAD_DEN > self.cap * LOAD_NUM {
             self.rebuild(grown(self.cap), false);
         }
         let s = self.stride;
@@ -656,16 +670,19 @@ mod tests {
         }
     }
 
-    /// prealloc_init(): a preallocated map's index and slab are sized for `max_entries` at
-    /// creation, so filling it never moves them, and emptying it keeps them.
+    /// prealloc_init(): a preallocated map's index and slab are sized for `max_entries` with
+    /// its first element, so filling it never moves them, and emptying it keeps them.
     #[test]
     fn a_preallocated_table_is_sized_once() {
         let n = 5000u32;
         let mut t = Buckets::new(1 << 13, 4, 8, Some(n));
+        // Nothing until the first element, which takes the room for all.
+        assert!(t.index.is_empty() && t.records.capacity() == 0);
+        let hash = |k: u32| k.wrapping_mul(0x9e37_79b9);
+        t.push_head(hash(0) & 0x1fff, hash(0), &0u32.to_le_bytes(), NIL);
         let (index, records) = (t.index.as_ptr(), t.records.as_ptr());
         let len = t.index.len();
-        let hash = |k: u32| k.wrapping_mul(0x9e37_79b9);
-        for k in 0..n {
+        for k in 1..n {
             t.push_head(hash(k) & 0x1fff, hash(k), &k.to_le_bytes(), NIL);
         }
         assert_laid_out(&t);
@@ -684,9 +701,10 @@ mod tests {
         let i = t.push_head(3, 3, &[1, 2, 3, 4], NIL);
         assert_eq!(t.find(3, 3, &[1, 2, 3, 4]), Some(i));
         assert_eq!(t.index.as_ptr(), index);
-        // Past the limit, a map starts empty and grows like any other.
-        let big = Buckets::new(1 << 31, 4, 8, Some(PREALLOC_MAX_ENTRIES as u32 + 1));
-        assert!(big.index.is_empty());
+        // Past the limit, a map grows like any other.
+        let mut big = Buckets::new(1 << 31, 4, 8, Some(PREALLOC_MAX_ENTRIES as u32 + 1));
+        big.push_head(3, 3, &[1, 2, 3, 4], NIL);
+        assert_eq!(big.cap, MIN_CAP);
     }
 
     #[test]

@@ -141,7 +141,8 @@ pub fn map_create(ctx: &mut Ctx, attr: &mut Attr) -> Result<i32, Errno> {
         (ops.map_alloc)(ctx, &a)?
     };
     // bpf_map_area_alloc() and friends inside the type's map_alloc: what the map preallocates
-    // must fit in the machine (the model itself allocates only what is stored).
+    // must fit in the machine (the model itself allocates what is stored, and a preallocated
+    // hash or LRU map's room when its first element arrives).
     let need = storage.map_mem_usage(&desc);
     let have = ctx.profile().mem_total;
     check!(ctx, "bpf_map_area_alloc", need > have => Errno::ENOMEM,
