@@ -126,11 +126,9 @@ pub(super) struct Buckets {
     /// first element).
     cap: usize,
     /// A preallocated map's `max_entries` (0 for the others, and past
-    /// [`PREALLOC_MAX_ENTRIES`]): its first element sizes the table for all of them.
+    /// [`PREALLOC_MAX_ENTRIES`]): its first element sizes the table for all of them, and the
+    /// index never shrinks below that (see [`Buckets::floor`]).
     prealloc: usize,
-    /// The capacity the index never shrinks below: a preallocated map's, for `prealloc`
-    /// elements (0 for the others).
-    floor: usize,
     /// The index, in walk order: `hash | (record + 1) << 32`, or [`EMPTY`]. Its length is the
     /// capacity plus room past the end for the last buckets' entries.
     index: Vec<u64>,
@@ -168,7 +166,6 @@ impl Buckets {
             stride,
             cap: 0,
             prealloc: 0,
-            floor: 0,
             index: Vec::new(),
             records: Vec::new(),
             free: Vec::new(),
@@ -176,16 +173,25 @@ impl Buckets {
             count: 0,
         };
         let n = prealloc.map_or(0, |n| n as usize);
-        if n > 0 && n <= PREALLOC_MAX_ENTRIES {
+        if n <= PREALLOC_MAX_ENTRIES {
             b.prealloc = n;
-            b.floor = cap_for(n);
         }
         b
     }
 
+    /// The capacity the index never shrinks below: a preallocated map's, for all its
+    /// elements (0 for the others).
+    fn floor(&self) -> usize {
+        if self.prealloc > 0 {
+            cap_for(self.prealloc)
+        } else {
+            0
+        }
+    }
+
     /// A preallocated table's room for all its elements, taken with the first (see `new`).
     fn preallocate(&mut self) {
-        self.rebuild(self.floor, false);
+        self.rebuild(self.floor(), false);
         prealloc_reserve(&mut self.records, self.prealloc.saturating_mul(self.stride));
     }
 
@@ -321,7 +327,8 @@ impl Buckets {
     /// A new element at the head of bucket `b` (`hlist_nulls_add_head_rcu`), its value zeroed
     /// for the caller to fill. Returns its position.
     pub(super) fn push_head(&mut self, b: u32, hash: u32, key: &[u8], node: u32) -> usize {
-        if self.cap < self.floor {
+        if self.cap == 0 && self.prealloc > 0 {
+            // The first element of a preallocated table (which never shrinks back to 0).
             self.preallocate();
         } else if (self.count + 1) * LOAD_DEN > self.cap * LOAD_NUM {
             self.rebuild(grown(self.cap), false);
@@ -405,7 +412,7 @@ impl Buckets {
 
     /// Gives memory back once the table is mostly empty.
     fn settle(&mut self) {
-        if self.count == 0 && self.floor > 0 {
+        if self.count == 0 && self.prealloc > 0 {
             // A preallocated map keeps what it was given; its index is all empty again.
             self.records.clear();
             self.free.clear();
@@ -416,8 +423,8 @@ impl Buckets {
             self.records = Vec::new();
             self.free = Vec::new();
             self.inner = Vec::new();
-        } else if self.cap > MIN_CAP.max(self.floor) && self.count * 8 < self.cap {
-            self.rebuild((self.count * 2).max(MIN_CAP).max(self.floor), true);
+        } else if self.cap > MIN_CAP.max(self.floor()) && self.count * 8 < self.cap {
+            self.rebuild((self.count * 2).max(MIN_CAP).max(self.floor()), true);
         }
     }
 
