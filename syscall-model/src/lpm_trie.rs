@@ -57,6 +57,7 @@ pub fn trie_alloc(
         free: Vec::new(),
         n_entries: 0,
         node_size,
+        path: Vec::new(),
     };
     Ok((MapDesc::from_attr(attr), Box::new(trie)))
 }
@@ -149,6 +150,10 @@ struct LpmTrie {
     n_entries: u32,
     /// `sizeof(struct lpm_trie_node)` of the profiled kernel.
     node_size: u64,
+    /// The path trie_get_next_key() keeps from the root to a key (the kernel allocates its
+    /// node stack per call); kept between calls, so a walk allocates nothing once it has
+    /// been as deep.
+    path: Vec<usize>,
 }
 
 /// Where a node hangs: the root, or a child slot of a node.
@@ -537,7 +542,8 @@ impl BpfMapOps for LpmTrie {
             .map(|k| self.split_key(k))
             .filter(|(p, _)| *p <= self.max_prefixlen)
         {
-            let mut stack = Vec::new();
+            let mut stack = std::mem::take(&mut self.path);
+            stack.clear();
             let mut matchlen = 0;
             let mut node = Some(root);
             while let Some(n) = node {
@@ -572,6 +578,7 @@ impl BpfMapOps for LpmTrie {
                     cur = parent;
                     sp -= 1;
                 }
+                self.path = stack;
                 match (restart, next) {
                     (Some(r), _) => search_root = r,
                     (None, Some(_)) => {}
@@ -586,6 +593,7 @@ impl BpfMapOps for LpmTrie {
                     }
                 }
             } else {
+                self.path = stack;
                 ctx.note(
                     F,
                     FILE,

@@ -135,33 +135,38 @@ fn generic_map_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch) -> Result<()
     }
     zero_count(ctx, F, b)?;
     let ksize = map.desc.key_size as usize;
-    let mut prev: Option<Vec<u8>> = None;
+    // The kernel's two buffers, allocated once for the whole batch: the previous key, and
+    // the key and value of this step; the keys swap places after each step.
+    let mut prev = vec![0u8; ksize];
+    let mut have_prev = false;
     if b.in_batch != 0 {
-        prev = Some(
-            ctx.copy_from_user(F, "in_batch (a key) is readable", b.in_batch, ksize)?
-                .into_vec(),
-        );
+        ctx.copy_from_user_into(F, "in_batch (a key) is readable", b.in_batch, &mut prev)?;
+        have_prev = true;
     }
+    let mut key = vec![0u8; ksize];
+    let mut value = vec![0u8; vsize];
     let mut cp = 0u32;
     let mut err: Result<(), Errno> = Ok(());
     while cp < b.count {
         // A run of keys whose lookups would each be ENOENT (unset slots) is passed in one step:
         // walking it one key at a time changes nothing else.
-        if let Some(last) = map.ops().map_last_absent_after(&map.desc, prev.as_deref()) {
+        let skip = map
+            .ops()
+            .map_last_absent_after(&map.desc, have_prev.then_some(&prev[..]));
+        if let Some(last) = skip {
             ctx.note(F, FILE, "keys whose lookup is ENOENT are skipped", || {
                 format!("up to key {}", crate::trace::hex(&last))
             });
-            prev = Some(last);
+            prev = last;
+            have_prev = true;
         }
-        let mut key = vec![0u8; ksize];
-        let r = map
-            .ops()
-            .map_get_next_key(ctx, &map.desc, prev.as_deref(), &mut key);
+        let r =
+            map.ops()
+                .map_get_next_key(ctx, &map.desc, have_prev.then_some(&prev[..]), &mut key);
         if let Err(e) = r {
             err = Err(e);
             break;
         }
-        let mut value = vec![0u8; vsize];
         let r = map
             .ops()
             .map_lookup_elem_sys(ctx, &map.desc, &key, &mut value, b.elem_flags);
@@ -188,7 +193,8 @@ fn generic_map_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch) -> Result<()
                 cp += 1;
             }
         }
-        prev = Some(key);
+        std::mem::swap(&mut prev, &mut key);
+        have_prev = true;
     }
     ctx.copy_to_user(
         F,
@@ -197,8 +203,7 @@ fn generic_map_lookup_batch(ctx: &mut Ctx, map: &BpfMap, b: &Batch) -> Result<()
         &cp.to_le_bytes(),
     )?;
     if cp > 0 {
-        let last = prev.unwrap_or_default();
-        ctx.copy_to_user(F, "out_batch is writable for a key", b.out_batch, &last)?;
+        ctx.copy_to_user(F, "out_batch is writable for a key", b.out_batch, &prev)?;
     }
     err
 }
