@@ -17,7 +17,7 @@
 //! 7.2's `pending_free` marks a node whose lock could not be taken; a syscall never contends
 //! with itself, so it is always clear here.
 
-use crate::map::{prealloc_reserve, PREALLOC_MAX_ENTRIES};
+use crate::map::{prealloc_entries, prealloc_reserve};
 
 /// `LOCAL_FREE_TARGET`: the most free nodes a CPU harvests from the common list at once.
 const LOCAL_FREE_TARGET: u32 = 128;
@@ -149,8 +149,8 @@ pub struct BpfLru {
     nodes: Vec<Option<Node>>,
     /// Node ids (link slots) that no node in use holds.
     spare_ids: Vec<u32>,
-    /// The nodes to make room for when the first is taken (0 once done, or past
-    /// [`PREALLOC_MAX_ENTRIES`]): the kernel allocates them all with the map.
+    /// The nodes to make room for when the first is taken ([`prealloc_entries`]; 0 once
+    /// done): the kernel allocates them all with the map.
     reserve: usize,
     target_free: u32,
     nr_scans: u32,
@@ -204,7 +204,6 @@ impl BpfLru {
             };
             (vec![global], local, target, LOCAL_NR_SCANS)
         };
-        let n = nr_elems as usize;
         BpfLru {
             percpu,
             lists,
@@ -212,7 +211,7 @@ impl BpfLru {
             links,
             nodes: Vec::new(),
             spare_ids: Vec::new(),
-            reserve: if n <= PREALLOC_MAX_ENTRIES { n } else { 0 },
+            reserve: prealloc_entries(nr_elems as usize),
             target_free,
             nr_scans,
             ncpus,

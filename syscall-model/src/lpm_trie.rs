@@ -557,11 +557,12 @@ impl BpfMapOps for LpmTrie {
                 node = nd.child[extract_bit(kdata, np)].get();
             }
             let exact = node.filter(|n| self.node(*n).prefixlen == matchlen && !self.node(*n).im);
+            // The first node after it in post-order: a right subtree to start over in, or the
+            // first entry above it.
+            let mut restart = None;
             if exact.is_some() {
-                // The first node after it in post-order.
                 let mut cur = *stack.last().expect("non-empty path");
                 let mut sp = stack.len() - 1;
-                let mut restart = None;
                 while sp > 0 {
                     let parent = stack[sp - 1];
                     let pc = self.node(parent).child.map(Link::get);
@@ -578,7 +579,16 @@ impl BpfMapOps for LpmTrie {
                     cur = parent;
                     sp -= 1;
                 }
-                self.path = stack;
+            }
+            self.path = stack;
+            if exact.is_none() {
+                ctx.note(
+                    F,
+                    FILE,
+                    "a key that is not stored starts at the leftmost node",
+                    String::new,
+                );
+            } else {
                 match (restart, next) {
                     (Some(r), _) => search_root = r,
                     (None, Some(_)) => {}
@@ -592,14 +602,6 @@ impl BpfMapOps for LpmTrie {
                         ))
                     }
                 }
-            } else {
-                self.path = stack;
-                ctx.note(
-                    F,
-                    FILE,
-                    "a key that is not stored starts at the leftmost node",
-                    String::new,
-                );
             }
         }
         if next.is_none() {

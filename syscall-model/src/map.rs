@@ -21,6 +21,16 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// random.)
 pub(crate) const PREALLOC_MAX_ENTRIES: usize = 1 << 20;
 
+/// How many elements a preallocated map of `max_entries` gets room for with its first:
+/// all of them, up to [`PREALLOC_MAX_ENTRIES`]; none past it (it then grows as it fills).
+pub(crate) fn prealloc_entries(max_entries: usize) -> usize {
+    if max_entries <= PREALLOC_MAX_ENTRIES {
+        max_entries
+    } else {
+        0
+    }
+}
+
 /// The most bytes one preallocated area reserves.
 const PREALLOC_MAX_BYTES: usize = 256 << 20;
 

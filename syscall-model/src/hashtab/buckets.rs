@@ -25,7 +25,7 @@
 //! Positions in the index move as elements come and go: a position is good until the next
 //! change.
 
-use crate::map::{advise_huge_pages, prealloc_reserve, BpfMap, PREALLOC_MAX_ENTRIES};
+use crate::map::{advise_huge_pages, prealloc_entries, prealloc_reserve, BpfMap};
 use crate::uaccess::copy_bytes;
 use std::sync::Arc;
 
@@ -125,8 +125,8 @@ pub(super) struct Buckets {
     /// The capacity the homes are spread over (0 while empty, until a preallocated table's
     /// first element).
     cap: usize,
-    /// A preallocated map's `max_entries` (0 for the others, and past
-    /// [`PREALLOC_MAX_ENTRIES`]): its first element sizes the table for all of them, and the
+    /// A preallocated map's `max_entries`, as far as [`prealloc_entries`] gives room for
+    /// them (0 for the others): its first element sizes the table for all of them, and the
     /// index never shrinks below that (see [`Buckets::floor`]).
     prealloc: usize,
     /// The index, in walk order: `hash | (record + 1) << 32`, or [`EMPTY`]. Its length is the
@@ -148,8 +148,8 @@ impl Buckets {
     /// elements the kernel allocates at creation (`prealloc_init`): with the first element
     /// (so that a map that fails its creation, or stays empty, costs nothing) the index is
     /// sized for all of them and the slab's room reserved, and updates never regrow them.
-    /// (Up to [`PREALLOC_MAX_ENTRIES`]; past the end of the index, crowded last buckets still
-    /// add slots one at a time.)
+    /// (As far as [`prealloc_entries`] goes; past the end of the index, crowded last buckets
+    /// still add slots one at a time.)
     pub(super) fn new(
         n_buckets: u32,
         key_size: usize,
@@ -157,26 +157,20 @@ impl Buckets {
         prealloc: Option<u32>,
     ) -> Buckets {
         let value_at = HEADER + round8(key_size);
-        let stride = value_at + round8(value_len);
-        let mut b = Buckets {
+        Buckets {
             n_buckets_bits: n_buckets.max(1).trailing_zeros(),
             key_size,
             value_len,
             value_at,
-            stride,
+            stride: value_at + round8(value_len),
             cap: 0,
-            prealloc: 0,
+            prealloc: prealloc.map_or(0, |n| prealloc_entries(n as usize)),
             index: Vec::new(),
             records: Vec::new(),
             free: Vec::new(),
             inner: Vec::new(),
             count: 0,
-        };
-        let n = prealloc.map_or(0, |n| n as usize);
-        if n <= PREALLOC_MAX_ENTRIES {
-            b.prealloc = n;
         }
-        b
     }
 
     /// The capacity the index never shrinks below: a preallocated map's, for all its
@@ -469,6 +463,7 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::map::PREALLOC_MAX_ENTRIES;
 
     #[test]
     fn same_key_differs_at_any_byte_of_any_length() {
